@@ -1,0 +1,252 @@
+"""The Python API. Every CLI command is one call here; library users call the same functions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoevol import __version__
+from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
+from autoevol.errors import BudgetExhausted, ConfigError
+from autoevol.evolve.outputs import write_outputs
+from autoevol.evolve.pipeline import DataSource, evolve_dataset
+from autoevol.evolve.steps import Models
+from autoevol.executor import LocalExecutor
+from autoevol.home import cache_path
+from autoevol.llm.base import Backend
+from autoevol.llm.cache import ResponseCache
+from autoevol.llm.pool import ModelPool
+from autoevol.llm.spec import ModelSpec
+from autoevol.llm.usage import Budget, UsageMeter
+from autoevol.methods import load_method
+from autoevol.methods.method import EvolvingMethod
+from autoevol.optimize.job import OptimizeOutcome, build_optimizer, read_split, write_result
+from autoevol.progress import ProgressView
+from autoevol.store.run import RunDir
+from autoevol.types import Completion, user
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """Which model plays which part; unset roles fall back to the evol LLM."""
+
+    evol: ModelSpec
+    responder: ModelSpec | None = None
+    optimizer: ModelSpec | None = None
+
+    def resolved(self) -> dict[str, ModelSpec]:
+        return {"evol": self.evol, "responder": self.responder or self.evol, "optimizer": self.optimizer or self.evol}
+
+
+@dataclass(slots=True)
+class EvolveResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    usage: list[dict[str, object]] = field(default_factory=list)
+    optimization: OptimizeOutcome | None = None
+
+
+def open_pool(exec_settings: ExecSettings, *, use_cache: bool = True, meter: UsageMeter | None = None) -> ModelPool:
+    cache = ResponseCache(cache_path()) if use_cache else None
+    budget = Budget(max_calls=exec_settings.max_calls, max_tokens=exec_settings.max_tokens)
+    return ModelPool(cache=cache, meter=meter, budget=budget)
+
+
+def resolve_methods(method: str, settings: EvolveSettings) -> tuple[EvolvingMethod, ...]:
+    names = settings.operations or (method,)
+    return tuple(load_method(name) for name in names)
+
+
+def _workers(specs: Mapping[str, ModelSpec], exec_settings: ExecSettings) -> int:
+    # Enough units in progress to keep every endpoint's budget busy; more would only hold memory.
+    return exec_settings.workers or max(2, 2 * max(spec.concurrency for spec in specs.values()))
+
+
+@dataclass(slots=True)
+class _Session:
+    """One run directory + one model pool + one progress view, torn down the same way every time."""
+
+    run: RunDir
+    pool: ModelPool
+    view: ProgressView
+    specs: dict[str, ModelSpec]
+    backends: Mapping[str, Backend]
+
+    def llm(self, role: str) -> Any:
+        fallback = self.backends.get("evol")
+        return self.pool.llm(self.specs[role], backend=self.backends.get(role, fallback))
+
+
+async def _session(
+    command: str, source: DataSource, roles: Roles, out: Path, config: dict[str, Any], exec_settings: ExecSettings,
+    backends: Mapping[str, Backend] | None, body: Callable[[_Session], Any],
+) -> Any:
+    if not source.path.exists():
+        raise ConfigError(f"data file not found: {source.path}")
+    specs = roles.resolved()
+    config = {"autoevol": __version__, "data": source.describe(),
+              "models": {role: spec.semantic() for role, spec in specs.items()}, **config}
+    operational = {"models": {role: spec.model_dump(mode="json") for role, spec in specs.items()}}
+    run = RunDir.open(out, command=command, config=config, operational=operational)
+    try:
+        async with open_pool(exec_settings) as pool:
+            with ProgressView(pool.meter, quiet=exec_settings.quiet) as view:
+                try:
+                    return await body(_Session(run, pool, view, specs, backends or {}))
+                except BudgetExhausted as error:
+                    run.set_status("stopped", reason=str(error))
+                    run.events.emit("run_stopped", reason=str(error), usage=pool.meter.snapshot())
+                    raise
+    finally:
+        run.close()
+
+
+async def _evolve_phase(
+    s: _Session, source: DataSource, methods: tuple[EvolvingMethod, ...], settings: EvolveSettings,
+    exec_settings: ExecSettings, started: float, optimization: OptimizeOutcome | None = None,
+) -> EvolveResult:
+    models = Models(evol=s.llm("evol"), responder=s.llm("responder"))
+    stats = await evolve_dataset(
+        source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
+        on_row=lambda row: s.view.advance(row.status, row.failure_category),
+        on_round=lambda r, total: s.view.start(f"evolve round {r}/{settings.rounds}", total),
+    )
+    usage = s.pool.meter.snapshot()
+    extra = {"seconds": round(time.monotonic() - started, 2), "usage": usage}
+    if optimization is not None:
+        extra["method"] = {"id": optimization.best.id, "lambda": optimization.best_lambda}
+    summary = write_outputs(s.run, settings, stats, extra)
+    s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=usage)
+    s.run.set_status("finished")
+    return EvolveResult(run_dir=s.run.path, summary=summary, usage=usage, optimization=optimization)
+
+
+async def evolve_async(
+    source: DataSource,
+    *,
+    methods: tuple[EvolvingMethod, ...],
+    roles: Roles,
+    out: Path,
+    settings: EvolveSettings,
+    exec_settings: ExecSettings | None = None,
+    backends: Mapping[str, Backend] | None = None,
+) -> EvolveResult:
+    """Evolve a dataset with a method (several: one picked per row and round) into `out`, resumably."""
+    exec_settings = exec_settings or ExecSettings()
+    config = {"methods": [m.to_dict() for m in methods], "evolve": settings.model_dump(mode="json")}
+    started = time.monotonic()
+
+    async def body(s: _Session) -> EvolveResult:
+        return await _evolve_phase(s, source, methods, settings, exec_settings, started)
+
+    return await _session("evolve", source, roles, out, config, exec_settings, backends, body)
+
+
+async def _optimize_phase(
+    s: _Session, source: DataSource, opt: OptimizeSettings, evo: EvolveSettings,
+    on_step: Callable[[dict[str, Any]], None] | None,
+) -> OptimizeOutcome:
+    split = read_split(source, opt, evo.seed)
+    s.run.events.emit("split", dev=[x.seed_id for x in split.dev], train=len(split.train))
+    optimizer = build_optimizer(s.llm("evol"), s.llm("optimizer"), split, s.run, opt, evo, on_step=on_step)
+    state = await optimizer.run_loop(load_method(opt.initial_method))
+    models = {role: spec.semantic() for role, spec in s.specs.items()}
+    return write_result(s.run, state, models, source.describe())
+
+
+async def optimize_async(
+    source: DataSource,
+    *,
+    roles: Roles,
+    out: Path,
+    settings: OptimizeSettings,
+    evolve_settings: EvolveSettings,
+    exec_settings: ExecSettings | None = None,
+    backends: Mapping[str, Backend] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> OptimizeOutcome:
+    """Search for the evolving method with the lowest dev failure rate; writes best_method.json."""
+    exec_settings = exec_settings or ExecSettings()
+    config = {"optimize": settings.model_dump(mode="json"), "evolve": evolve_settings.model_dump(mode="json")}
+
+    async def body(s: _Session) -> OptimizeOutcome:
+        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step)
+        s.run.set_status("finished")
+        return outcome
+
+    return await _session("optimize", source, roles, out, config, exec_settings, backends, body)
+
+
+async def run_async(
+    source: DataSource,
+    *,
+    roles: Roles,
+    out: Path,
+    settings: OptimizeSettings,
+    evolve_settings: EvolveSettings,
+    exec_settings: ExecSettings | None = None,
+    backends: Mapping[str, Backend] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> EvolveResult:
+    """Optimise a method, then evolve the whole dataset with it: one resumable run."""
+    exec_settings = exec_settings or ExecSettings()
+    config = {"optimize": settings.model_dump(mode="json"), "evolve": evolve_settings.model_dump(mode="json")}
+    started = time.monotonic()
+
+    async def body(s: _Session) -> EvolveResult:
+        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step)
+        return await _evolve_phase(s, source, (outcome.best,), evolve_settings, exec_settings, started, outcome)
+
+    return await _session("run", source, roles, out, config, exec_settings, backends, body)
+
+
+def evolve(source: DataSource, **kwargs: Any) -> EvolveResult:
+    """Synchronous wrapper of `evolve_async` for scripts and the CLI."""
+    return asyncio.run(evolve_async(source, **kwargs))
+
+
+def resume(run_dir: Path, exec_settings: ExecSettings | None = None) -> Any:
+    """Finish a run with exactly the configuration its manifest recorded."""
+    manifest = RunDir.load_manifest(run_dir)
+    config, models = manifest["config"], manifest.get("operational", {}).get("models", {})
+    data = config["data"]
+    source = DataSource(Path(data["path"]), schema=data["schema"], field=data["field"], id_field=data["id_field"],
+                        on_bad_row=data["on_bad_row"], limit=data["limit"])
+    specs = {role: ModelSpec(**spec) for role, spec in models.items()}
+    roles = Roles(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"))
+    evo = EvolveSettings(**config["evolve"])
+    common: dict[str, Any] = {"roles": roles, "out": run_dir, "exec_settings": exec_settings}
+    if manifest["command"] == "evolve":
+        methods = tuple(EvolvingMethod.from_dict(m) for m in config["methods"])
+        return evolve(source, methods=methods, settings=evo, **common)
+    opt = OptimizeSettings(**config["optimize"])
+    if manifest["command"] == "optimize":
+        return asyncio.run(optimize_async(source, settings=opt, evolve_settings=evo, **common))
+    return asyncio.run(run_async(source, settings=opt, evolve_settings=evo, **common))
+
+
+async def ping(spec: ModelSpec, prompt: str, *, max_tokens: int = 64) -> Completion:
+    """One uncached completion, to check a model answers."""
+    async with open_pool(ExecSettings(), use_cache=False) as pool:
+        return await pool.llm(spec).chat([user(prompt)], phase="ping", max_tokens=max_tokens)
+
+
+def estimate_for(source: DataSource, opt: OptimizeSettings | None, evo: EvolveSettings, *, with_evolve: bool) -> Any:
+    """The pre-run cost estimate, from the settings and the first 50 rows of the data."""
+    from itertools import islice
+
+    from autoevol.data.readers import count_rows, iter_seeds
+    from autoevol.data.records import Seed
+    from autoevol.optimize.estimate import estimate
+
+    n = count_rows(source.path)
+    if source.limit is not None:
+        n = min(n, source.limit)
+    sample = [s for s in islice(iter_seeds(source.path, schema=source.schema, field=source.field,
+                                           on_bad_row="skip"), 50) if isinstance(s, Seed)]
+    method = load_method(opt.initial_method if opt else "initial")
+    return estimate(opt, evo, n if with_evolve else 0, sample, method)

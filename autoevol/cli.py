@@ -1,0 +1,163 @@
+"""The `autoevol` command line: thin commands, each one call into `autoevol.api`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from autoevol.cli_options import (
+    ApiKeyEnvOpt,
+    BadRowOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    FieldOpt,
+    IdFieldOpt,
+    LimitOpt,
+    MaxCallsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    OutOpt,
+    PresetOpt,
+    QuietOpt,
+    ResponderOpt,
+    SchemaOpt,
+    TimeoutOpt,
+)
+from autoevol.errors import AutoevolError
+
+app = typer.Typer(help="Auto Evol-Instruct: evolve instruction data with automatically optimised methods.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+cache_app = typer.Typer(help="Inspect or clear the request cache.", no_args_is_help=True)
+methods_app = typer.Typer(help="List and show evolving methods.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+app.add_typer(methods_app, name="methods")
+
+T = TypeVar("T")
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Turn an AutoevolError into one clear line and an exit code (traceback with AUTOEVOL_DEBUG=1)."""
+    import os
+
+    try:
+        return fn()
+    except AutoevolError as error:
+        if os.environ.get("AUTOEVOL_DEBUG"):
+            raise
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        typer.secho("interrupted: run the same command again to resume", fg="yellow", err=True)
+        raise typer.Exit(130) from None
+
+
+def model_spec(text: str, base_url: str | None, api_key_env: str | None, concurrency: int | None,
+               timeout: float | None) -> Any:
+    from autoevol.llm.spec import parse_model_spec
+
+    return parse_model_spec(text, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
+                            request_timeout=timeout)
+
+
+@app.command()
+def ping(
+    model: ModelOpt = "local",
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    request_timeout: TimeoutOpt = None,
+    prompt: Annotated[str, typer.Option(help="what to ask")] = "Say hello in one short sentence.",
+    max_tokens: Annotated[int, typer.Option(help="token cap for the reply")] = 64,
+) -> None:
+    """Check that a model answers: prints the reply, latency and token counts."""
+    from autoevol.api import ping as api_ping
+
+    spec = guarded(lambda: model_spec(model, base_url, api_key_env, None, request_timeout))
+    reply = guarded(lambda: asyncio.run(api_ping(spec, prompt, max_tokens=max_tokens)))
+    typer.echo(reply.text.strip())
+    typer.echo(
+        f"-- {spec.label}: {reply.latency_s:.2f}s, prompt {reply.usage.prompt_tokens} tokens, completion "
+        f"{reply.usage.completion_tokens} tokens ({reply.usage.completion_tokens / max(reply.latency_s, 1e-9):.1f} "
+        f"tokens/s){' [cached]' if reply.cached else ''}"
+    )
+
+
+@cache_app.command("stats")
+def cache_stats(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Entries, hits, misses and tokens saved by the request cache."""
+    from autoevol.home import cache_path
+    from autoevol.llm.cache import ResponseCache
+
+    stats = ResponseCache(cache_path()).stats()
+    if as_json:
+        typer.echo(json.dumps(stats.to_dict(), indent=2))
+        return
+    for name, value in stats.to_dict().items():
+        typer.echo(f"{name:>18}: {value:,}" if isinstance(value, int) else f"{name:>18}: {value}")
+
+
+@cache_app.command("clear")
+def cache_clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False) -> None:
+    """Delete every cached response."""
+    from autoevol.home import cache_path
+    from autoevol.llm.cache import ResponseCache
+
+    if not yes and sys.stdin.isatty() and not typer.confirm(f"clear {cache_path()}?"):
+        raise typer.Exit(1)
+    removed = ResponseCache(cache_path()).clear()
+    typer.echo(f"removed {removed:,} cached responses")
+
+
+@methods_app.command("list")
+def methods_list() -> None:
+    """The built-in evolving methods."""
+    from autoevol.methods import list_builtin
+
+    for method in guarded(list_builtin):
+        typer.echo(f"{method.name:<24} {method.id}  {dict(method.metadata).get('description', '')}")
+
+
+@methods_app.command("show")
+def methods_show(
+    name: Annotated[str, typer.Argument(help="built-in name, a .txt template or a saved .json method")],
+    instruction: Annotated[str, typer.Option(help="example instruction to render with")] = (
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+        "How many clips did Natalia sell altogether in April and May?"
+    ),
+) -> None:
+    """Render a method with an example instruction, as the evol LLM would see it."""
+    from autoevol.methods import load_method
+
+    method = guarded(lambda: load_method(name))
+    typer.echo(f"# {method.name}  id={method.id}  parent={method.parent_id}")
+    typer.echo(method.render(instruction))
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="a run directory made by evolve/optimize/run")]) -> None:
+    """Finish an interrupted run with the configuration recorded in its manifest."""
+    from autoevol import api
+
+    from autoevol.cli_jobs import print_summary
+
+    result = guarded(lambda: api.resume(run_dir))
+    if hasattr(result, "summary"):
+        print_summary(result.summary)
+    else:
+        typer.echo(f"best method {result.best.id} (λ={result.best_lambda}) -> {run_dir / 'output' / 'best_method.json'}")
+
+
+def _register_jobs() -> None:
+    from autoevol import cli_jobs
+
+    app.command()(cli_jobs.evolve)
+    app.command()(cli_jobs.optimize)
+    app.command("run")(cli_jobs.run)
+
+
+_register_jobs()

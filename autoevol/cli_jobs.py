@@ -1,0 +1,191 @@
+"""The three job commands: `evolve`, `optimize` and `run` (optimise, then evolve everything)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from autoevol.cli import guarded, model_spec
+from autoevol.cli_options import (
+    ApiKeyEnvOpt, BadRowOpt, BaseUrlOpt, ConcurrencyOpt, FieldOpt, IdFieldOpt, LimitOpt, MaxCallsOpt,
+    MaxTokensOpt, ModelOpt, OptimizerOpt, OutOpt, PresetOpt, QuietOpt, ResponderOpt, SchemaOpt, TimeoutOpt,
+)
+
+DataArg = Annotated[Path, typer.Argument(help="JSONL, JSON, CSV, Parquet or a saved HF datasets directory")]
+RoundsOpt = Annotated[int | None, typer.Option("--rounds", "-r", min=1, help="evolution rounds of the final pass")]
+MixOpt = Annotated[str | None, typer.Option(help="final dataset: last | all | last+seed | all+seed")]
+RuleSetOpt = Annotated[str | None, typer.Option(help="failure rules: paper | extended | elimination")]
+MathOpt = Annotated[bool | None, typer.Option(help="answers end with 'The answer is: N' (math data)")]
+StepsOpt = Annotated[int | None, typer.Option(help="optimisation steps T")]
+CandidatesOpt = Annotated[int | None, typer.Option(help="candidate methods m per step")]
+DevSizeOpt = Annotated[int | None, typer.Option(help="dev set size scoring each candidate")]
+BatchOpt = Annotated[int | None, typer.Option(help="training minibatch per step")]
+PoolOpt = Annotated[int | None, typer.Option(help="items sampled from the data for optimisation")]
+PatienceOpt = Annotated[int | None, typer.Option(help="stop after N steps without a better method")]
+ScreenOpt = Annotated[int | None, typer.Option(help="screen candidates on N dev items before the full dev set")]
+
+
+def _roles(model: str, responder: str | None, optimizer: str | None, base_url: str | None,
+           api_key_env: str | None, concurrency: int | None, timeout: float | None) -> Any:
+    from autoevol.api import Roles
+
+    def spec(text: str | None) -> Any:
+        return model_spec(text, base_url, api_key_env, concurrency, timeout) if text else None
+
+    return Roles(evol=spec(model), responder=spec(responder), optimizer=spec(optimizer))
+
+
+def print_summary(summary: dict[str, Any], *, quiet: bool = False) -> None:
+    for item in summary["rounds"]:
+        cats = ", ".join(f"{k} {v}" for k, v in item["categories"].items()) or "none"
+        typer.echo(f"round {item['round']}: {item['inputs']} in -> accepted {item['accepted']}, "
+                   f"rejected {item['rejected']}, failed {item['failed']} (reasons: {cats})")
+    typer.echo(f"training rows: {summary['training_rows']} -> {summary['files']['evolved']}")
+    typer.echo(f"rejected/failed rows: {summary['rejected_or_failed_rows']} -> {summary['files']['rejected']}")
+    if not quiet:
+        typer.echo(f"wall time: {summary.get('seconds', 0):.1f}s")
+
+
+def print_step(record: dict[str, Any]) -> None:
+    score = record["score"]
+    rejected = [c["rejected"] for c in record["candidates"] if c["rejected"]]
+    lam = f"λ={score['lambda']:.3f} (95% CI {score['ci95'][0]:.2f}-{score['ci95'][1]:.2f})" if score else "λ=n/a"
+    who = "incumbent kept" if record["selected"] == -1 else f"candidate {record['selected']}"
+    extra = f"; discarded: {', '.join(rejected)}" if rejected else ""
+    typer.echo(f"step {record['step']}: {lam}, {who}, method {record['method']['id']}{extra}")
+
+
+def evolve(
+    data: DataArg,
+    out: OutOpt,
+    method: Annotated[str, typer.Option("--method", help="built-in method name or a method file")] = "initial",
+    model: ModelOpt = "local",
+    responder_model: ResponderOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    request_timeout: TimeoutOpt = None,
+    preset: PresetOpt = "default",
+    rounds: RoundsOpt = None,
+    mix: MixOpt = None,
+    rule_set: RuleSetOpt = None,
+    math_answers: MathOpt = None,
+    schema: SchemaOpt = "auto",
+    field: FieldOpt = None,
+    id_field: IdFieldOpt = None,
+    on_bad_row: BadRowOpt = "fail",
+    limit: LimitOpt = None,
+    quiet: QuietOpt = False,
+    max_calls: MaxCallsOpt = None,
+    max_tokens: MaxTokensOpt = None,
+) -> None:
+    """Evolve every seed with one method, answer it, filter failures; resumable in --out."""
+    from autoevol import api
+    from autoevol.config import ExecSettings, resolve
+    from autoevol.evolve.pipeline import DataSource
+
+    def go() -> api.EvolveResult:
+        roles = _roles(model, responder_model, None, base_url, api_key_env, concurrency, request_timeout)
+        settings: Any = resolve(preset, "evolve", {"rounds": rounds, "mix": mix, "rule_set": rule_set,
+                                                   "math_answers": math_answers})
+        source = DataSource(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row, limit=limit)
+        return api.evolve(source, methods=api.resolve_methods(method, settings), roles=roles, out=out,
+                          settings=settings,
+                          exec_settings=ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens))
+
+    print_summary(guarded(go).summary, quiet=quiet)
+
+
+def optimize(
+    data: DataArg,
+    out: OutOpt,
+    model: ModelOpt = "local",
+    optimizer_model: OptimizerOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    request_timeout: TimeoutOpt = None,
+    preset: PresetOpt = "default",
+    steps: StepsOpt = None,
+    candidates: CandidatesOpt = None,
+    dev_size: DevSizeOpt = None,
+    batch_size: BatchOpt = None,
+    pool_size: PoolOpt = None,
+    patience: PatienceOpt = None,
+    screen_size: ScreenOpt = None,
+    math_answers: MathOpt = None,
+    schema: SchemaOpt = "auto",
+    field: FieldOpt = None,
+    quiet: QuietOpt = False,
+    max_calls: MaxCallsOpt = None,
+    max_tokens: MaxTokensOpt = None,
+) -> None:
+    """Search for the evolving method with the lowest dev failure rate; writes output/best_method.json."""
+    job = _job(locals(), with_evolve=False)
+    outcome = guarded(job)
+    typer.echo(f"best method {outcome.best.id} (λ={outcome.best_lambda}) -> {out / 'output' / 'best_method.json'}")
+
+
+def run(
+    data: DataArg,
+    out: OutOpt,
+    model: ModelOpt = "local",
+    optimizer_model: OptimizerOpt = None,
+    responder_model: ResponderOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    request_timeout: TimeoutOpt = None,
+    preset: PresetOpt = "default",
+    steps: StepsOpt = None,
+    candidates: CandidatesOpt = None,
+    dev_size: DevSizeOpt = None,
+    batch_size: BatchOpt = None,
+    pool_size: PoolOpt = None,
+    patience: PatienceOpt = None,
+    screen_size: ScreenOpt = None,
+    rounds: RoundsOpt = None,
+    mix: MixOpt = None,
+    math_answers: MathOpt = None,
+    schema: SchemaOpt = "auto",
+    field: FieldOpt = None,
+    limit: LimitOpt = None,
+    quiet: QuietOpt = False,
+    max_calls: MaxCallsOpt = None,
+    max_tokens: MaxTokensOpt = None,
+) -> None:
+    """Optimise an evolving method, then evolve the whole dataset with it (one resumable run)."""
+    result = guarded(_job(locals(), with_evolve=True))
+    if result.optimization is not None:
+        typer.echo(f"selected method {result.optimization.best.id} (dev λ={result.optimization.best_lambda})")
+    print_summary(result.summary, quiet=quiet)
+
+
+def _job(opts: dict[str, Any], *, with_evolve: bool) -> Any:
+    """Build the optimise (or optimise+evolve) call from a command's options."""
+    import asyncio
+
+    from autoevol import api
+    from autoevol.config import ExecSettings, resolve
+    from autoevol.evolve.pipeline import DataSource
+
+    def go() -> Any:
+        roles = _roles(opts["model"], opts.get("responder_model"), opts["optimizer_model"], opts["base_url"],
+                       opts["api_key_env"], opts["concurrency"], opts["request_timeout"])
+        names = ("steps", "candidates", "dev_size", "batch_size", "pool_size", "patience", "screen_size")
+        opt: Any = resolve(opts["preset"], "optimize", {n: opts[n] for n in names})
+        evo: Any = resolve(opts["preset"], "evolve", {"rounds": opts.get("rounds"), "mix": opts.get("mix"),
+                                                      "math_answers": opts["math_answers"]})
+        source = DataSource(opts["data"], schema=opts["schema"], field=opts["field"], on_bad_row="skip",
+                            limit=opts.get("limit"))
+        exec_settings = ExecSettings(quiet=opts["quiet"], max_calls=opts["max_calls"], max_tokens=opts["max_tokens"])
+        if not opts["quiet"]:
+            for line in api.estimate_for(source, opt, evo, with_evolve=with_evolve).lines():
+                typer.echo(f"estimate: {line}")
+        call = api.run_async if with_evolve else api.optimize_async
+        return asyncio.run(call(source, roles=roles, out=opts["out"], settings=opt, evolve_settings=evo,
+                                exec_settings=exec_settings, on_step=None if opts["quiet"] else print_step))
+
+    return go

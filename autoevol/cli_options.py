@@ -1,0 +1,42 @@
+"""Options shared by every command, spelled the same way everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ModelOpt = Annotated[
+    str,
+    typer.Option("--model", "--evol-model", "-m",
+                 help="evol LLM: `local`, `local:PATH.gguf`, `openai:MODEL` or a .toml/.json spec file"),
+]
+ResponderOpt = Annotated[
+    str | None, typer.Option("--responder-model", help="model that writes the responses (default: the evol LLM)")
+]
+OptimizerOpt = Annotated[
+    str | None, typer.Option("--optimizer-model", help="model that analyses and rewrites methods (default: evol LLM)")
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", help="OpenAI-compatible base URL for `openai:` models (e.g. vLLM, Ollama)")
+]
+ApiKeyEnvOpt = Annotated[
+    str | None, typer.Option("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
+]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", "-j", min=1, help="requests in flight per endpoint (local models: 1)")
+]
+TimeoutOpt = Annotated[
+    float | None, typer.Option("--request-timeout", min=0.1, help="per-request deadline in seconds")
+]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="run directory (created, or resumed if it exists)")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="paper | default | demo | evol-instruct")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress display (events still go to events.jsonl)")]
+MaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", min=1, help="stop cleanly after this many paid calls")]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="stop cleanly after this many paid tokens")]
+SchemaOpt = Annotated[str, typer.Option("--schema", help="auto | instruction | alpaca | sharegpt | messages")]
+FieldOpt = Annotated[str | None, typer.Option("--field", help="instruction field for --schema instruction (e.g. question)")]
+IdFieldOpt = Annotated[str | None, typer.Option("--id-field", help="field holding a stable row id")]
+BadRowOpt = Annotated[str, typer.Option("--on-bad-row", help="fail: stop at the first bad row; skip: record it as failed")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="use only the first N rows")]

@@ -1,0 +1,123 @@
+"""Run configuration: what is hashed (it decides the output) and what is not (how fast we get it).
+
+`EvolveSettings` and `OptimizeSettings` are semantic: they go into the run manifest and their hash
+guards resume. `ExecSettings` are operational knobs that may change between a run and its resume.
+Presets expand into explicit fields; the manifest records every resolved value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from autoevol.errors import ConfigError
+
+Mix = Literal["last", "all", "last+seed", "all+seed"]
+OnBadRow = Literal["fail", "skip"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EvolveSettings(_Frozen):
+    rounds: int = Field(1, ge=1, le=20, description="evolution rounds; round k evolves round k-1's accepted rows")
+    mix: Mix = Field("last", description="what the final dataset holds: last round or all rounds, +seed adds seeds")
+    rule_set: str = Field("extended", description="failure rules applied to each response: paper|extended|elimination")
+    operations: tuple[str, ...] = Field(
+        (), description="evolve with one of these methods picked at random per row and round (Evol-Instruct)"
+    )
+    failed_back_to_pool: bool = Field(
+        False, description="a rejected row's parent goes on to the next round (Evol-Instruct's pool)"
+    )
+    judge_information_gain: bool = Field(False, description="ask the evol LLM whether an evolution changed anything")
+    evol_temperature: float = Field(0.0, ge=0, le=2, description="evol LLM temperature when rewriting")
+    evol_max_tokens: int = Field(1024, ge=16, description="token cap for one rewrite")
+    respond_temperature: float = Field(0.0, ge=0, le=2, description="temperature when answering")
+    respond_max_tokens: int = Field(1024, ge=16, description="token cap for one answer")
+    math_answers: bool = Field(False, description="ask answers to end with 'The answer is: N'")
+    parse_retries: int = Field(1, ge=0, le=5, description="re-ask the evol LLM when its rewrite cannot be parsed")
+    seed: int = Field(0, description="seed for every random choice")
+
+
+class OptimizeSettings(_Frozen):
+    pool_size: int = Field(2000, ge=2, description="items sampled from the data for optimisation")
+    dev_size: int = Field(50, ge=1, description="held-out dev items scoring each candidate")
+    batch_size: int = Field(10, ge=1, description="training minibatch per step")
+    steps: int = Field(10, ge=1, description="optimisation steps T")
+    candidates: int = Field(5, ge=1, description="analysis+rewrite samples m per step")
+    trajectory_rounds: int = Field(1, ge=1, le=3, description="rounds l each minibatch item is evolved")
+    patience: int | None = Field(None, ge=1, description="stop after this many steps without a better method")
+    optimizer_temperature: float = Field(0.6, ge=0, le=2)
+    optimizer_top_p: float = Field(0.95, gt=0, le=1)
+    optimizer_max_tokens: int = Field(2048, ge=64)
+    incumbent_competes: bool = Field(True, description="re-score the current method and keep it unless beaten")
+    return_best: bool = Field(True, description="return the best method seen, not the last one selected")
+    tie_break: Literal["index", "length_ratio"] = Field("length_ratio", description="how equal λ are ordered")
+    hygiene: bool = Field(True, description="repair or discard candidates that lost the slot or final marker")
+    count_parse_failures: bool = Field(True, description="an unparsable rewrite counts as a failure in λ")
+    screen_size: int | None = Field(None, ge=1, description="screen candidates on this many dev items first")
+    rule_set: str = Field("extended", description="failure rules deciding λ")
+    initial_method: str = Field("initial", description="the method e0 the loop starts from")
+
+
+class ExecSettings(_Frozen):
+    """Not hashed: may differ between a run and its resume."""
+
+    quiet: bool = False
+    max_calls: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    workers: int | None = Field(None, ge=1, description="units in progress at once (default: from concurrency)")
+
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {
+        "evolve": {"rule_set": "paper", "rounds": 1, "mix": "last", "parse_retries": 0},
+        "optimize": {
+            "incumbent_competes": False, "return_best": False, "tie_break": "index", "hygiene": False,
+            "count_parse_failures": False, "rule_set": "paper",
+        },
+    },
+    "default": {"evolve": {}, "optimize": {}},
+    "demo": {
+        "evolve": {"evol_max_tokens": 320, "respond_max_tokens": 160},
+        "optimize": {
+            "pool_size": 40, "dev_size": 6, "batch_size": 3, "steps": 2, "candidates": 2,
+            "optimizer_max_tokens": 600,
+        },
+    },
+    "evol-instruct": {
+        "evolve": {
+            "rounds": 4, "mix": "all+seed", "rule_set": "elimination", "failed_back_to_pool": True,
+            "judge_information_gain": True,
+            "operations": (
+                "evol-constraints", "evol-deepen", "evol-concretize", "evol-reasoning",
+                "evol-complicate-input", "evol-breadth",
+            ),
+        },
+        "optimize": {},
+    },
+}
+
+
+def resolve(
+    preset: str, section: Literal["evolve", "optimize"], overrides: dict[str, Any]
+) -> EvolveSettings | OptimizeSettings:
+    """Preset values, then explicit overrides (None means 'not given')."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    fields = dict(PRESETS[preset][section]) | {k: v for k, v in overrides.items() if v is not None}
+    model = EvolveSettings if section == "evolve" else OptimizeSettings
+    try:
+        return model(**fields)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"invalid {section} settings: {problems}") from None
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    payload = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "c-" + hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,353 @@
+"""Stream rows and seeds out of data files without loading them whole.
+
+Formats: JSON lines (`.jsonl`, `.ndjson`, or a `.json` holding JSON lines), a JSON array (`.json`),
+CSV (`.csv`, header row), Parquet (`.parquet`) and a directory written by Hugging Face
+`Dataset.save_to_disk` / `DatasetDict.save_to_disk` (read with pyarrow; `datasets` is not needed).
+
+Positions: 1-based file lines for JSONL and CSV (a CSV row's first line), 0-based row indexes for
+JSON arrays, Parquet and HF datasets. A position is the "line" of every error and of `Seed.source`
+and, when the row has no id, part of the seed id (`f"{stem}:{position}"`).
+
+A bad row (malformed JSON line, wrong field type...) is recoverable: `iter_seeds(on_bad_row="skip")`
+yields a `BadRow` for it. A broken file (missing, not UTF-8, a JSON array that stops parsing) is not:
+it always raises `DataError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from autoevol.data.records import BadRow, Seed
+from autoevol.data.schemas import SeedParser, resolve_schema
+from autoevol.errors import DataError
+
+SUPPORTED_FORMATS = (
+    ".jsonl / .ndjson (JSON lines), .json (array or JSON lines), .csv, .parquet, "
+    "or a directory saved by Hugging Face datasets (save_to_disk)"
+)
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+_CHUNK = 1 << 20  # characters read per step of the JSON array parser
+_MAX_PENDING = 64 << 20  # an array element larger than this is treated as malformed
+_BATCH = 1024  # rows per Arrow batch
+
+RowItem = tuple[int, dict[str, Any] | Exception]
+OnBadRow = Literal["fail", "skip"]
+
+# Instructions can be long; the csv module's default 128 KiB cell limit would reject them.
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+
+
+def _kind(p: Path, split: str | None) -> str:
+    if not p.exists():
+        raise DataError("no such file or directory", path=str(p))
+    if p.is_dir():
+        return "hf"
+    if split is not None:
+        raise DataError("split= only applies to a saved Hugging Face dataset directory", path=str(p))
+    kind = _SUFFIXES.get(p.suffix.lower())
+    if kind is None:
+        raise DataError(
+            f"unsupported format {p.suffix or '(no extension)'!r}; use {SUPPORTED_FORMATS}", path=str(p)
+        )
+    return kind
+
+
+def _as_object(raw: bytes, path: str, line: int) -> dict[str, Any] | Exception:
+    """One JSON line as a dict, or the DataError describing why it is not one."""
+    try:
+        value = json.loads(raw.decode("utf-8").lstrip("\ufeff"))
+    except UnicodeDecodeError as e:
+        return DataError(f"not UTF-8 text ({e.reason})", path=path, line=line)
+    except json.JSONDecodeError as e:
+        return DataError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=line)
+    if not isinstance(value, dict):
+        return DataError(f"expected a JSON object, got {type(value).__name__}", path=path, line=line)
+    return value
+
+
+def _iter_jsonl(p: Path) -> Iterator[RowItem]:
+    with p.open("rb") as f:
+        for line, raw in enumerate(f, start=1):
+            if raw.strip():
+                yield line, _as_object(raw, str(p), line)
+
+
+class _JsonArray:
+    """Incremental reader of one top-level JSON array: memory is bounded by the largest element."""
+
+    def __init__(self, f: IO[str], path: str):
+        self.f, self.path = f, path
+        self.decoder = json.JSONDecoder()
+        self.buf, self.pos, self.eof = "", 0, False
+        self.lines_dropped = 0  # newlines in text already discarded, for file line numbers
+
+    def _fill(self) -> bool:
+        if self.eof:
+            return False
+        # Read at least as much as is pending, so one huge element costs O(n log n), not O(n^2).
+        chunk = self.f.read(max(_CHUNK, len(self.buf) - self.pos))
+        if not chunk:
+            self.eof = True
+            return False
+        self.lines_dropped += self.buf.count("\n", 0, self.pos)
+        self.buf, self.pos = self.buf[self.pos :] + chunk, 0
+        return True
+
+    def peek(self) -> str | None:
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._fill():
+                return None
+
+    def _error(self, message: str, index: int) -> DataError:
+        file_line = self.lines_dropped + self.buf.count("\n", 0, self.pos) + 1
+        return DataError(f"{message} (element {index}, file line {file_line})", path=self.path, line=index)
+
+    def _value(self, index: int) -> Any:
+        self.peek()  # raw_decode does not skip leading whitespace
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+                # A value ending exactly at the buffer end may be cut short (e.g. a number); read on.
+                if end < len(self.buf) or self.eof:
+                    self.pos = end
+                    return value
+            except json.JSONDecodeError as e:
+                if self.eof:
+                    raise self._error(f"malformed JSON ({e.msg})", index) from None
+            if len(self.buf) - self.pos > _MAX_PENDING:
+                raise self._error("malformed JSON or an element larger than 64 MiB", index)
+            self._fill()
+
+    def __iter__(self) -> Iterator[RowItem]:
+        self.pos += 1  # the caller has seen "["
+        index = 0
+        if self.peek() == "]":
+            self.pos += 1
+        else:
+            while True:
+                value = self._value(index)
+                if isinstance(value, dict):
+                    yield index, value
+                else:
+                    msg = f"expected a JSON object, got {type(value).__name__}"
+                    yield index, DataError(msg, path=self.path, line=index)
+                index += 1
+                sep = self.peek()
+                self.pos += 1
+                if sep == "]":
+                    break
+                if sep != ",":
+                    raise self._error("expected ',' or ']' after an array element", index - 1)
+        if self.peek() is not None:
+            raise self._error("unexpected data after the JSON array", index)
+
+
+def _iter_json(p: Path) -> Iterator[RowItem]:
+    with p.open("r", encoding="utf-8-sig") as f:
+        array = _JsonArray(f, str(p))
+        first = array.peek()
+        if first == "[":
+            yield from array
+            return
+    if first == "{":
+        yield from _iter_jsonl(p)
+    elif first is not None:
+        raise DataError("expected a JSON array or JSON lines", path=str(p), line=1)
+
+
+def _iter_csv(p: Path) -> Iterator[RowItem]:
+    with p.open("r", encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        try:
+            start = 2
+            for row in reader:
+                if None in row:  # DictReader files surplus cells under the key None
+                    msg = f"row has more cells than the header's {len(reader.fieldnames or [])}"
+                    yield start, DataError(msg, path=str(p), line=start)
+                else:
+                    yield start, dict(row)
+                start = reader.line_num + 1
+        except csv.Error as e:
+            raise DataError(f"malformed CSV ({e})", path=str(p), line=reader.line_num) from None
+
+
+def _iter_parquet(p: Path) -> Iterator[RowItem]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with pq.ParquetFile(p) as pf:
+            index = 0
+            for batch in pf.iter_batches(batch_size=_BATCH):
+                for row in batch.to_pylist():
+                    yield index, row
+                    index += 1
+    except pa.ArrowException as e:
+        raise DataError(f"cannot read Parquet ({e})", path=str(p)) from None
+
+
+def _hf_dir(p: Path, split: str | None) -> tuple[Path, str | None]:
+    """The directory holding one split's arrow files, and that split's name for a DatasetDict."""
+    dict_file = p / "dataset_dict.json"
+    if dict_file.is_file():
+        splits = list(json.loads(dict_file.read_text(encoding="utf-8")).get("splits", []))
+        chosen = split or ("train" if "train" in splits or len(splits) != 1 else splits[0])
+        if chosen not in splits:
+            raise DataError(f"no split {chosen!r}; available: {', '.join(splits)}", path=str(p))
+        return p / chosen, chosen
+    if split is not None:
+        raise DataError(f"split={split!r} given but this is a single Dataset, not a DatasetDict", path=str(p))
+    return p, None
+
+
+def _arrow_files(d: Path) -> list[Path]:
+    state = d / "state.json"
+    if not state.is_file() and not (d / "dataset_info.json").is_file():
+        raise DataError(
+            f"not a saved Hugging Face dataset (no state.json); use {SUPPORTED_FORMATS}", path=str(d)
+        )
+    if state.is_file():
+        # state.json lists the shards in order; a glob would sort "10" before "2" for big datasets.
+        files = [d / f["filename"] for f in json.loads(state.read_text(encoding="utf-8"))["_data_files"]]
+    else:
+        files = sorted(d.glob("*.arrow"))
+    if not files:
+        raise DataError("saved dataset has no .arrow files", path=str(d))
+    return files
+
+
+def _iter_hf(p: Path, split: str | None) -> Iterator[RowItem]:
+    import pyarrow as pa
+
+    index = 0
+    for file in _arrow_files(_hf_dir(p, split)[0]):
+        try:
+            with pa.memory_map(str(file)) as source:
+                for batch in pa.ipc.open_stream(source):
+                    for row in batch.to_pylist():
+                        yield index, row
+                        index += 1
+        except pa.ArrowException as e:
+            raise DataError(f"cannot read Arrow file ({e})", path=str(file)) from None
+
+
+_FILE_READERS = {"jsonl": _iter_jsonl, "json": _iter_json, "csv": _iter_csv, "parquet": _iter_parquet}
+
+
+def iter_rows(path: str | Path, *, split: str | None = None) -> Iterator[RowItem]:
+    """Stream `(position, row)`; a row that cannot be read comes as `(position, DataError)`."""
+    p = Path(path)
+    kind = _kind(p, split)
+    try:
+        if kind == "hf":
+            yield from _iter_hf(p, split)
+        else:
+            yield from _FILE_READERS[kind](p)
+    except OSError as e:
+        raise DataError(f"cannot read ({e.strerror or e})", path=str(p)) from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=str(p)) from None
+
+
+def _stem(p: Path, split: str | None) -> str:
+    """The file-name part of positional seed ids: "train" for train.jsonl, "gsm8k/test" for a split."""
+    if p.is_dir():
+        name = p.resolve().name
+        chosen = _hf_dir(p, split)[1]
+        return f"{name}/{chosen}" if chosen else name
+    return p.stem
+
+
+def _bad_row(error: Exception, path: str, line: int) -> BadRow:
+    if isinstance(error, DataError):
+        return BadRow(str(error), error.path or path, error.line, error.field, error.detail)
+    return BadRow(f"{path}:{line}: {error}", path, line, None, str(error))
+
+
+def iter_seeds(
+    path: str | Path,
+    *,
+    schema: str = "auto",
+    field: str | None = None,
+    id_field: str | None = None,
+    response_field: str | None = None,
+    on_bad_row: OnBadRow = "fail",
+    split: str | None = None,
+) -> Iterator[Seed | BadRow]:
+    """Stream the seeds of a data file. With on_bad_row="fail" the first bad row raises DataError;
+    with "skip" it is yielded as a `BadRow`. Seed ids must be unique; a repeat is a bad row."""
+    if on_bad_row not in ("fail", "skip"):
+        raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
+    p, path_s = Path(path), str(path)
+    stem = _stem(p, split) if p.exists() else p.stem
+    parser: SeedParser | None = None
+    seen: set[str] = set()
+    count = 0
+    for line, row in iter_rows(p, split=split):
+        count += 1
+        if isinstance(row, Exception):
+            error: Exception = row
+        else:
+            if parser is None:
+                # Resolving is outside the bad-row policy: a wrong --schema/--field is a usage error.
+                parser = resolve_schema(
+                    schema,
+                    row,
+                    field=field,
+                    id_field=id_field,
+                    response_field=response_field,
+                    path=path_s,
+                    stem=stem,
+                    line=line,
+                )
+            try:
+                seed = parser(row, line)
+                if seed.seed_id in seen:
+                    raise DataError(
+                        f"duplicate seed id {seed.seed_id!r}", path=path_s, line=line, field=id_field or "id"
+                    )
+            except DataError as e:
+                error = e
+            else:
+                seen.add(seed.seed_id)
+                yield seed
+                continue
+        if on_bad_row == "fail":
+            raise error
+        yield _bad_row(error, path_s, line)
+    if count == 0:
+        raise DataError("no rows", path=path_s)
+
+
+def count_rows(path: str | Path, *, split: str | None = None) -> int:
+    """Number of rows, read from metadata where the format has it (Parquet, Arrow batches)."""
+    p = Path(path)
+    kind = _kind(p, split)
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            with pq.ParquetFile(p) as pf:
+                return int(pf.metadata.num_rows)
+        if kind == "hf":
+            import pyarrow as pa
+
+            total = 0
+            for file in _arrow_files(_hf_dir(p, split)[0]):
+                with pa.memory_map(str(file)) as source:
+                    total += sum(batch.num_rows for batch in pa.ipc.open_stream(source))
+            return total
+        if kind == "jsonl":
+            with p.open("rb") as f:
+                return sum(1 for raw in f if raw.strip())
+    except OSError as e:  # pyarrow's IO errors are OSErrors too
+        raise DataError(f"cannot read ({e.strerror or e})", path=str(p)) from None
+    return sum(1 for _ in iter_rows(p))

@@ -1,0 +1,177 @@
+"""Write the evolved dataset: an append-only JSONL of `OutputRow` dicts while a run is going, converted
+to Parquet once it has finished, plus an atomic text writer for small finished files.
+
+The JSONL is the resumable record: one complete JSON object per line. A line torn by a crash is cut
+off when the file is opened again for appending, so a resumed run never glues two rows together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from autoevol.data.records import OutputRow
+from autoevol.errors import DataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def output_schema() -> pa.Schema:
+    """The explicit Arrow schema of an OutputRow (messages as list<struct<role, content>>)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("seed_id", pa.string()),
+            ("round", pa.int64()),
+            ("parent_id", pa.string()),
+            ("method_id", pa.string()),
+            ("evol_model", pa.string()),
+            ("responder_model", pa.string()),
+            ("status", pa.string()),
+            ("failure_category", pa.string()),
+            ("failure_rule", pa.string()),
+            ("error", pa.string()),
+            ("instruction", pa.string()),
+            ("response", pa.string()),
+            ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+            ("parent_instruction", pa.string()),
+            ("prompt_tokens", pa.int64()),
+            ("completion_tokens", pa.int64()),
+        ]
+    )
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable; not every platform lets a directory be opened, so best effort."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` via `path.tmp` + fsync + os.replace: readers see old or new, never half."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)
+    _fsync_dir(p.parent)
+
+
+def _cut_torn_tail(p: Path) -> None:
+    """Drop a final line without its newline: it is the half-written row of a crashed run."""
+    with p.open("rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        # Walk back in blocks to the last newline; the tail is one row, so this is short.
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            block = f.read(end - start)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                f.truncate(start + cut + 1)
+                return
+            end = start
+        f.truncate(0)
+
+
+class JsonlWriter:
+    """Append OutputRows (or their dicts) as JSON lines; `close()` flushes and fsyncs."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            _cut_torn_tail(self.path)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def write(self, row: OutputRow | Mapping[str, Any]) -> None:
+        data = row.to_dict() if isinstance(row, OutputRow) else dict(row)
+        # One write call per row keeps the torn-write window to the last row only.
+        self._file.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+    def flush(self) -> None:
+        """Push buffered rows to the OS (not to disk; `close` fsyncs)."""
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def iter_output_rows(jsonl_path: str | Path) -> Iterator[OutputRow]:
+    """Read back a JSONL written by `JsonlWriter`; a bad line raises DataError with its line number."""
+    p = Path(jsonl_path)
+    with p.open("r", encoding="utf-8") as f:
+        for line, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield OutputRow.from_dict(json.loads(text))
+            except (json.JSONDecodeError, ValueError, TypeError, KeyError) as e:
+                raise DataError(f"not an output row ({e})", path=str(p), line=line) from None
+
+
+def write_parquet(jsonl_path: str | Path, parquet_path: str | Path, *, batch_size: int = 10_000) -> int:
+    """Convert a finished OutputRow JSONL to Parquet in batches (atomically); returns the row count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = Path(parquet_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    schema = output_schema()
+    total = 0
+    batch: list[dict[str, Any]] = []
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for row in iter_output_rows(jsonl_path):
+                batch.append(row.to_dict())
+                if len(batch) >= batch_size:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    total, batch = total + len(batch), []
+            if batch:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                total += len(batch)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)
+    _fsync_dir(out.parent)
+    return total

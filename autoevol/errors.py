@@ -1,0 +1,109 @@
+"""The typed error taxonomy. Each backend converts its client's exceptions in exactly one place;
+the CLI turns any `AutoevolError` into a one-line message and an exit code.
+
+Messages must never contain secrets: backends build them from status codes and server text only.
+"""
+
+from __future__ import annotations
+
+
+class AutoevolError(Exception):
+    """Base of every error autoevol raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(AutoevolError):
+    """A setting, model spec or preset is wrong."""
+
+    exit_code = 2
+
+
+class DataError(AutoevolError):
+    """Bad input data; names the file, line and field."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, path: str = "", line: int | None = None, field: str | None = None):
+        self.path, self.line, self.field, self.detail = path, line, field, message
+        where = path
+        if line is not None:
+            where += f":{line}"
+        if field:
+            where += f" field {field!r}"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class MethodError(AutoevolError):
+    """An evolving method is unusable (no input slot, no final marker, unreadable file)."""
+
+    exit_code = 2
+
+
+class ResumeMismatchError(AutoevolError):
+    """A run directory was made with a different configuration."""
+
+    exit_code = 4
+
+
+class BudgetExhausted(AutoevolError):
+    """A --max-calls / --max-tokens budget ran out; the run stopped in a resumable state."""
+
+    exit_code = 5
+
+
+class BackendError(AutoevolError):
+    """Anything that went wrong talking to a model."""
+
+    exit_code = 6
+    retryable = False
+
+
+class TransportError(BackendError):
+    """Connection refused/reset, malformed response body."""
+
+    retryable = True
+
+
+class RateLimitError(BackendError):
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(BackendError):
+    """5xx from the server."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(BackendError):
+    """A request took longer than its per-request deadline."""
+
+    retryable = True
+
+
+class AuthError(BackendError):
+    """401/403: retrying cannot help."""
+
+
+class ModelNotFoundError(BackendError):
+    """404 for the model or the endpoint."""
+
+
+class ContextWindowError(BackendError):
+    """The prompt does not fit the model's context."""
+
+
+class BadRequestError(BackendError):
+    """Any other 4xx the server rejects outright."""
+
+
+def is_retryable(error: BaseException) -> bool:
+    return isinstance(error, BackendError) and error.retryable

@@ -1,0 +1,89 @@
+"""Final files of the evolve phase, rebuilt from the run state in input order.
+
+    output/evolved.jsonl     the training set (rows chosen by the `mix` setting), then .parquet
+    output/rejected.jsonl    every rejected and failed row of every round, with its reason
+    output/summary.json      per-round counts that reconcile with the inputs, usage, wall time
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from autoevol.config import EvolveSettings
+from autoevol.data.records import OutputRow, Turn
+from autoevol.data.writers import atomic_write_text, write_parquet
+from autoevol.evolve.pipeline import PHASE, RoundStats
+from autoevol.store.run import RunDir
+
+
+def _seed_row(payload: dict[str, Any]) -> OutputRow | None:
+    """Round 0: the seed as it came in; only seeds that carry a response can train anything."""
+    turns = payload["input_turns"]
+    if not any(t["role"] == "assistant" for t in turns):
+        return None
+    row = payload["row"]
+    first_user = next(t["content"] for t in turns if t["role"] == "user")
+    last_answer = [t["content"] for t in turns if t["role"] == "assistant"][-1]
+    return OutputRow(
+        id=f"{row['seed_id']}#r0", seed_id=row["seed_id"], round=0, parent_id=None, method_id=None,
+        evol_model="", responder_model="", status="accepted", failure_category=None, failure_rule=None,
+        error=None, instruction=first_user, response=last_answer,
+        messages=tuple(Turn(t["role"], t["content"]) for t in turns), parent_instruction=first_user,
+        prompt_tokens=0, completion_tokens=0,
+    )
+
+
+def _training_rows(run: RunDir, settings: EvolveSettings) -> Iterator[dict[str, Any]]:
+    if settings.mix.endswith("+seed"):
+        for payload in run.state.iter_phase(PHASE, 1):
+            seed = _seed_row(payload)
+            if seed is not None:
+                yield seed.to_dict()
+    rounds = range(1, settings.rounds + 1) if settings.mix.startswith("all") else [settings.rounds]
+    for round_ in rounds:
+        for payload in run.state.iter_phase(PHASE, round_):
+            if payload["row"]["status"] == "accepted":
+                yield payload["row"]
+
+
+def _problem_rows(run: RunDir) -> Iterator[dict[str, Any]]:
+    for payload in run.state.iter_phase(PHASE):
+        if payload["row"]["status"] != "accepted":
+            yield payload["row"]
+
+
+def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> int:
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return count
+
+
+def write_outputs(
+    run: RunDir, settings: EvolveSettings, stats: list[RoundStats], extra: dict[str, Any]
+) -> dict[str, Any]:
+    evolved = run.output / "evolved.jsonl"
+    training = _write_jsonl(evolved, _training_rows(run, settings))
+    parquet = run.output / "evolved.parquet"
+    write_parquet(evolved, parquet)
+    problems = _write_jsonl(run.output / "rejected.jsonl", _problem_rows(run))
+    summary = {
+        "rounds": [s.to_dict() for s in stats],
+        "training_rows": training,
+        "rejected_or_failed_rows": problems,
+        "mix": settings.mix,
+        "files": {"evolved": str(evolved), "parquet": str(parquet), "rejected": str(run.output / "rejected.jsonl")},
+        **extra,
+    }
+    atomic_write_text(run.output / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return summary

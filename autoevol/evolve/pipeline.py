@@ -1,0 +1,158 @@
+"""The evolve phase over a whole dataset: R rounds of evolve → respond → detect, resumable.
+
+Round 1 streams seeds from the input file; round k streams round k-1's stored rows. Each finished
+unit is stored in the run's state under a content key before anything else happens, so a kill
+loses at most the units in flight. Final files are rebuilt from the state in input order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoevol.config import EvolveSettings
+from autoevol.data.readers import count_rows, iter_seeds
+from autoevol.data.records import BadRow, OutputRow, Turn
+from autoevol.evolve.steps import Job, Models, pick_method, row_id, run_job
+from autoevol.executor import Executor
+from autoevol.methods.method import EvolvingMethod
+from autoevol.store.run import RunDir
+
+PHASE = "evolve"
+
+
+@dataclass(frozen=True, slots=True)
+class DataSource:
+    path: Path
+    schema: str = "auto"
+    field: str | None = None
+    id_field: str | None = None
+    on_bad_row: str = "fail"
+    limit: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        stat = self.path.stat() if self.path.is_file() else None
+        return {
+            "path": str(self.path), "schema": self.schema, "field": self.field, "id_field": self.id_field,
+            "on_bad_row": self.on_bad_row, "limit": self.limit,
+            "size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None,
+        }
+
+
+@dataclass(slots=True)
+class RoundStats:
+    round: int
+    inputs: int = 0
+    status: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+
+    def add(self, row: OutputRow) -> None:
+        self.inputs += 1
+        self.status[row.status] += 1
+        if row.status != "accepted":
+            self.categories[row.failure_category or "unknown"] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"round": self.round, "inputs": self.inputs, "accepted": self.status["accepted"],
+                "rejected": self.status["rejected"], "failed": self.status["failed"],
+                "categories": dict(sorted(self.categories.items()))}
+
+
+ProgressHook = Callable[[OutputRow], None]
+
+
+def unit_key(method_ids: str, seed_id: str, round_: int) -> str:
+    return f"{PHASE}|{method_ids}|{seed_id}|{round_}"
+
+
+def _seed_jobs(source: DataSource) -> Iterator[tuple[Job, BadRow | None]]:
+    items = iter_seeds(source.path, schema=source.schema, field=source.field, id_field=source.id_field,
+                       on_bad_row=source.on_bad_row)
+    for seq, item in enumerate(items):
+        if source.limit is not None and seq >= source.limit:
+            return
+        if isinstance(item, BadRow):
+            yield Job(seed_id=item.source, seq=seq, round=1, turns=(), parent_id=None), item
+        else:
+            yield Job(seed_id=item.seed_id, seq=seq, round=1, turns=item.turns, parent_id=None), None
+
+
+def _next_round_jobs(run: RunDir, round_: int, settings: EvolveSettings) -> Iterator[tuple[Job, BadRow | None]]:
+    """Round k's inputs: round k-1's accepted rows (and, Evol-Instruct style, rejected rows' parents)."""
+    for payload in run.state.iter_phase(PHASE, round_ - 1):
+        row = payload["row"]
+        if row["status"] == "accepted":
+            turns = tuple(Turn(m["role"], m["content"]) for m in row["messages"])
+            parent = row["id"]
+        elif row["status"] == "rejected" and settings.failed_back_to_pool:
+            turns = tuple(Turn(t["role"], t["content"]) for t in payload["input_turns"])
+            parent = row["parent_id"]
+        else:
+            continue
+        yield Job(seed_id=row["seed_id"], seq=payload["seq"], round=round_, turns=turns, parent_id=parent), None
+
+
+def _bad_row(job: Job, bad: BadRow, methods_id: str, models: Models) -> OutputRow:
+    return OutputRow(
+        id=row_id(job.seed_id, job.round), seed_id=job.seed_id, round=job.round, parent_id=None,
+        method_id=methods_id, evol_model=models.evol.label, responder_model=models.responder.label,
+        status="failed", failure_category="bad_input", failure_rule=bad.field, error=bad.error,
+        instruction="", response="", messages=(), parent_instruction="", prompt_tokens=0, completion_tokens=0,
+    )
+
+
+async def evolve_dataset(
+    source: DataSource,
+    methods: tuple[EvolvingMethod, ...],
+    models: Models,
+    settings: EvolveSettings,
+    run: RunDir,
+    executor: Executor,
+    on_row: ProgressHook | None = None,
+    on_round: Callable[[int, int], None] | None = None,
+) -> list[RoundStats]:
+    """Run (or finish) every round; returns per-round counts that reconcile with the inputs."""
+    methods_id = "+".join(m.id for m in methods)
+    stats: list[RoundStats] = []
+    for round_ in range(1, settings.rounds + 1):
+        jobs = _seed_jobs(source) if round_ == 1 else _next_round_jobs(run, round_, settings)
+        total = _round_total(source, run, round_, settings)
+        if on_round:
+            on_round(round_, total)
+        round_stats = RoundStats(round_)
+        done = run.state.keys(PHASE)
+        run.events.emit("round_started", round=round_, inputs=total)
+
+        async def work(item: tuple[Job, BadRow | None]) -> OutputRow:
+            job, bad = item
+            if bad is not None:
+                return _bad_row(job, bad, methods_id, models)
+            return await run_job(job, pick_method(methods, settings, job), models, settings, phase=PHASE)
+
+        def store(item: tuple[Job, BadRow | None], row: OutputRow) -> None:
+            job = item[0]
+            run.state.put(unit_key(methods_id, job.seed_id, job.round), phase=PHASE, round=job.round, seq=job.seq,
+                          payload={"seq": job.seq, "row": row.to_dict(),
+                                   "input_turns": [{"role": t.role, "content": t.content} for t in job.turns]})
+            if on_row:
+                on_row(row)
+
+        pending = (item for item in jobs if unit_key(methods_id, item[0].seed_id, round_) not in done)
+        started = time.monotonic()
+        await executor.run(work, pending, store)
+        for payload in run.state.iter_phase(PHASE, round_):
+            round_stats.add(OutputRow.from_dict(payload["row"]))
+        stats.append(round_stats)
+        run.events.emit("round_finished", **round_stats.to_dict(), seconds=round(time.monotonic() - started, 3))
+    return stats
+
+
+def _round_total(source: DataSource, run: RunDir, round_: int, settings: EvolveSettings) -> int:
+    if round_ > 1:
+        return sum(1 for _ in _next_round_jobs(run, round_, settings))
+    total = count_rows(source.path)
+    return min(total, source.limit) if source.limit is not None else total

@@ -1,0 +1,55 @@
+"""The one concurrency layer every phase shares.
+
+`LocalExecutor.run` pulls work items lazily from an iterator (so ten million seeds never sit in
+memory as tasks), keeps at most `workers` of them in progress and hands each result to a
+callback as it finishes. Workers only bound memory and scheduling: the real limit on requests in
+flight is each model endpoint's own budget (`autoevol.llm.endpoint`), which nested work shares.
+
+An item function reports per-item problems as data in its result; whatever it raises is
+systemic (bad credentials, a spent budget) and stops the whole run after in-flight items are
+cancelled. A Ray executor can implement the same `Executor` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Executor(Protocol):
+    async def run(
+        self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], on_result: Callable[[T, R], None]
+    ) -> None: ...
+
+
+class LocalExecutor:
+    def __init__(self, workers: int = 64) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+
+    async def run(
+        self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], on_result: Callable[[T, R], None]
+    ) -> None:
+        source = iter(items)
+
+        async def worker() -> None:
+            # One shared iterator: next() never awaits, so workers never receive the same item.
+            for item in source:
+                on_result(item, await fn(item))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.workers):
+                    group.create_task(worker())
+        except BaseExceptionGroup as group_error:
+            raise _first_cause(group_error) from None
+
+
+def _first_cause(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first_cause(first) if isinstance(first, BaseExceptionGroup) else first

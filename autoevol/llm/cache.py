@@ -1,0 +1,154 @@
+"""The request cache: one SQLite file (WAL) mapping a request's content hash to its completion.
+
+Key contract (`request_key`): "v1:" + sha256 of the canonical JSON of the backend identity (kind
+and base URL or model file) and every field of the `CompletionRequest`, the sample index included,
+so k samples of one prompt stay k entries. Secrets and operational knobs (API keys, timeouts,
+concurrency) are never part of the key or the row. Bumping the version prefix orphans old rows
+instead of serving them under a changed meaning.
+
+Safe under concurrent writers: every process opens its own connection, WAL lets readers run
+beside one writer, and `INSERT OR IGNORE` makes a racing duplicate harmless (both answers are
+equally valid for a deterministic key; the first one wins).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoevol.types import Completion, CompletionRequest, Usage
+
+KEY_VERSION = "v1"
+
+
+def canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_key(backend_identity: str, request: CompletionRequest) -> str:
+    payload = canonical_json({"backend": backend_identity, "request": request.canonical()})
+    return f"{KEY_VERSION}:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE responses (
+            key TEXT PRIMARY KEY,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            text TEXT NOT NULL,
+            finish_reason TEXT NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            created_at REAL NOT NULL)"""
+    )
+    db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
+
+
+def migrate(db: sqlite3.Connection, migrations: list[Callable[[sqlite3.Connection], None]]) -> None:
+    """Apply numbered migrations once each, recorded in `_migrations`."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    for fn in migrations:
+        if fn.__name__ in done:
+            continue
+        with db:
+            fn(db)
+            db.execute("INSERT OR IGNORE INTO _migrations VALUES (?, ?)", (fn.__name__, time.time()))
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=30000")
+    return db
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    entries: int
+    hits: int
+    misses: int
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_saved: int
+    size_bytes: int
+    path: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class ResponseCache:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = connect(path)
+        self._lock = threading.Lock()
+        migrate(self._db, MIGRATIONS)
+
+    def get(self, key: str) -> Completion | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT text, finish_reason, prompt_tokens, completion_tokens, model"
+                " FROM responses WHERE key = ?",
+                (key,),
+            ).fetchone()
+            if row is None:
+                self._bump(("misses", 1))
+                return None
+            self._bump(("hits", 1), ("tokens_saved", row[2] + row[3]))
+        text, finish, prompt, completion, model = row
+        usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
+        return Completion(text=text, finish_reason=finish, usage=usage, cached=True, model=model)
+
+    def put(self, key: str, backend: str, completion: Completion) -> None:
+        usage = completion.usage
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, backend, completion.model, completion.text, completion.finish_reason,
+                 usage.prompt_tokens, usage.completion_tokens, time.time()),
+            )
+
+    def _bump(self, *deltas: tuple[str, int]) -> None:
+        for name, delta in deltas:
+            self._db.execute(
+                "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
+                (name, delta, delta),
+            )
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            entries, prompt, completion = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0)"
+                " FROM responses"
+            ).fetchone()
+            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return CacheStats(
+            entries=entries, hits=counters.get("hits", 0), misses=counters.get("misses", 0),
+            prompt_tokens=prompt, completion_tokens=completion,
+            tokens_saved=counters.get("tokens_saved", 0), size_bytes=size, path=str(self.path),
+        )
+
+    def clear(self) -> int:
+        with self._lock, self._db:
+            removed = self._db.execute("DELETE FROM responses").rowcount
+            self._db.execute("DELETE FROM counters")
+        self._db.execute("VACUUM")
+        return removed
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,144 @@
+"""One endpoint = one model server (or one embedded model): its concurrency budget, retry policy
+and per-request deadline. Every phase and every nested loop that talks to that server goes through
+the same `Endpoint`, so the number of requests in flight never exceeds the budget however the
+work is nested.
+
+Concurrency adapts: sustained 429s halve the live limit (never below 1) and each run of successes
+raises it by one again, up to the configured maximum (additive increase, multiplicative decrease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, replace
+
+from autoevol.errors import BackendError, DeadlineExceeded, RateLimitError, is_retryable
+from autoevol.llm.base import Backend
+from autoevol.types import Completion, CompletionRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 6
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    #: 429s seen within `window_s` before the live concurrency is halved.
+    throttle_after: int = 2
+    window_s: float = 10.0
+
+    def delay(self, attempt: int, rng: random.Random, retry_after: float | None) -> float:
+        # Full jitter on an exponential ramp; a server's Retry-After is a floor, not a suggestion.
+        ramp = min(self.max_delay_s, self.base_delay_s * (2**attempt))
+        wait = ramp * (0.5 + rng.random() / 2)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.max_delay_s * 4))
+        return wait
+
+
+class AdaptiveLimiter:
+    """A semaphore whose limit can shrink and grow while tasks hold it."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"concurrency must be >= 1, got {limit}")
+        self.max_limit = limit
+        self.limit = limit
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._cond = asyncio.Condition()
+        self._successes = 0
+
+    async def __aenter__(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._cond:
+            self.in_flight -= 1
+            self._cond.notify_all()
+
+    def shrink(self) -> None:
+        self.limit = max(1, self.limit // 2)
+        self._successes = 0
+
+    def success(self) -> None:
+        if self.limit >= self.max_limit:
+            return
+        self._successes += 1
+        if self._successes >= self.limit:
+            self._successes = 0
+            self.limit += 1
+
+
+class Endpoint:
+    """Wraps a backend with the shared budget, deadline and retries."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        concurrency: int = 8,
+        request_timeout_s: float = 120.0,
+        retry: RetryPolicy | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.backend = backend
+        self.request_timeout_s = request_timeout_s
+        self.retry = retry or RetryPolicy()
+        self.limiter = AdaptiveLimiter(concurrency)
+        self._rng = random.Random(seed)
+        self._recent_429: list[float] = []
+
+    @property
+    def identity(self) -> str:
+        return self.backend.identity
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(request)
+            except BackendError as error:
+                if not is_retryable(error) or attempt >= self.retry.max_retries:
+                    raise
+                retry_after = getattr(error, "retry_after", None)
+                if isinstance(error, RateLimitError):
+                    self._note_throttle()
+                wait = self.retry.delay(attempt, self._rng, retry_after)
+                log.info("retrying after %s (attempt %d, waiting %.2fs)", type(error).__name__, attempt + 1, wait)
+                attempt += 1
+                await asyncio.sleep(wait)
+
+    async def _attempt(self, request: CompletionRequest) -> Completion:
+        async with self.limiter:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(self.request_timeout_s):
+                    completion = await self.backend.complete(request)
+            except TimeoutError as error:
+                raise DeadlineExceeded(
+                    f"no answer within the {self.request_timeout_s:g}s request deadline from {self.identity}"
+                ) from error
+            self.limiter.success()
+        if not completion.latency_s:
+            completion = replace(completion, latency_s=time.monotonic() - started)
+        return completion
+
+    def _note_throttle(self) -> None:
+        now = time.monotonic()
+        self._recent_429 = [t for t in self._recent_429 if now - t < self.retry.window_s] + [now]
+        if len(self._recent_429) >= self.retry.throttle_after:
+            self.limiter.shrink()
+            self._recent_429.clear()
+            log.warning("sustained rate limiting from %s: concurrency lowered to %d", self.identity,
+                        self.limiter.limit)
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()

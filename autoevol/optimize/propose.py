@@ -1,0 +1,98 @@
+"""One step's proposals: the evol trajectory of a minibatch, then m independent samples of
+trajectory analysis (free-text feedback) + method rewrite, in one two-turn optimizer chat each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from autoevol.data.records import Seed
+from autoevol.evolve.steps import Tally
+from autoevol.llm.client import LLM
+from autoevol.methods.hygiene import check_method_hygiene
+from autoevol.methods.method import EvolvingMethod
+from autoevol.methods.parse import parse_evolved
+from autoevol.prompts import analysis_messages, optimization_messages, parse_optimized_method
+from autoevol.types import user
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    index: int
+    feedback: str
+    method: EvolvingMethod | None
+    rejected: str | None  # why hygiene discarded it, when it did
+    repaired: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "feedback": self.feedback, "rejected": self.rejected,
+                "repaired": self.repaired, "method": self.method.to_dict() if self.method else None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+        method = EvolvingMethod.from_dict(data["method"]) if data.get("method") else None
+        return cls(data["index"], data["feedback"], method, data.get("rejected"), data.get("repaired"))
+
+
+async def trajectory(
+    evol: LLM, method: EvolvingMethod, batch: tuple[Seed, ...], rounds: int, max_tokens: int, tally: Tally
+) -> list[dict[str, Any]]:
+    """[{"id": k, "stage0": original, "stage1": ..., ...}]; a stage that failed to parse shows the raw
+    output, because the optimizer must see what went wrong (e.g. an answer instead of a rewrite)."""
+
+    async def one(index: int, item: Seed) -> dict[str, Any]:
+        stages: dict[str, Any] = {"id": index, "stage0": item.instruction}
+        current = item.instruction
+        for stage in range(1, rounds + 1):
+            out = await evol.chat([user(method.render(current))], phase="optimize.trajectory",
+                                  temperature=0.0, max_tokens=max_tokens)
+            tally.add(out)
+            parsed = parse_evolved(out.text, original=current, method=method)
+            current = parsed.instruction if parsed.ok and parsed.instruction else out.text.strip()
+            stages[f"stage{stage}"] = current
+        return stages
+
+    return list(await asyncio.gather(*(one(i, item) for i, item in enumerate(batch))))
+
+
+@dataclass(frozen=True, slots=True)
+class Proposer:
+    optimizer: LLM
+    temperature: float
+    top_p: float
+    max_tokens: int
+    hygiene: bool
+
+    async def candidate(
+        self, index: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int, tally: Tally
+    ) -> Candidate:
+        params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
+                  "sample_index": index}
+        analysis = await self.optimizer.chat(analysis_messages(steps_trajectory), phase="optimize.analyze", **params)
+        tally.add(analysis)
+        feedback = analysis.text.strip()
+        if not feedback:
+            return Candidate(index, "", None, "empty_feedback")
+        rewrite = await self.optimizer.chat(optimization_messages(steps_trajectory, feedback, method),
+                                            phase="optimize.rewrite", **params)
+        tally.add(rewrite)
+        template = parse_optimized_method(rewrite.text)
+        if template is None:
+            return Candidate(index, feedback, None, "no_optimized_method_block")
+        repaired = None
+        if self.hygiene:
+            fixed, reason = check_method_hygiene(template, method)
+            if fixed is None:
+                return Candidate(index, feedback, None, reason)
+            template, repaired = fixed, reason
+        child = method.derive(template, step=step, candidate=index, feedback=feedback)
+        return Candidate(index, feedback, child, None, repaired)
+
+    async def propose(
+        self, m: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int, tally: Tally
+    ) -> list[Candidate]:
+        return list(await asyncio.gather(
+            *(self.candidate(j, steps_trajectory, method, step, tally) for j in range(m))
+        ))

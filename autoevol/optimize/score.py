@@ -1,0 +1,101 @@
+"""Scoring a method on the dev set: evolve each dev item once (temperature 0), let the evol LLM
+answer, apply the failure rules. λ = failures / |dev|, reported with a 95 % Wilson interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from autoevol.data.records import Seed
+from autoevol.detect import detect
+from autoevol.evolve.steps import Tally
+from autoevol.llm.client import LLM
+from autoevol.methods.method import EvolvingMethod
+from autoevol.methods.parse import parse_evolved
+from autoevol.prompts import respond_messages
+from autoevol.types import user
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVerdict:
+    seed_id: str
+    failed: bool
+    category: str | None
+    rule: str | None
+    instruction: str
+    response: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    method_id: str
+    failures: int
+    n: int
+    low: float
+    high: float
+    length_ratio: float
+
+    @property
+    def rate(self) -> float:
+        return self.failures / self.n if self.n else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method_id": self.method_id, "lambda": round(self.rate, 4), "failures": self.failures, "n": self.n,
+                "ci95": [round(self.low, 4), round(self.high, 4)], "length_ratio": round(self.length_ratio, 4)}
+
+
+def wilson(failures: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = failures / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise(method_id: str, verdicts: list[ItemVerdict]) -> Score:
+    failures = sum(v.failed for v in verdicts)
+    low, high = wilson(failures, len(verdicts))
+    ok = [v for v in verdicts if not v.failed]
+    # C's complexity proxy, used only to order equal λ: long answers to short instructions.
+    ratio = 0.0
+    if ok:
+        mean_resp = sum(len(v.response) for v in ok) / len(ok)
+        mean_instr = sum(len(v.instruction) for v in ok) / len(ok) or 1.0
+        ratio = (1 - failures / len(verdicts)) * mean_resp / mean_instr
+    return Score(method_id, failures, len(verdicts), low, high, ratio)
+
+
+@dataclass(frozen=True, slots=True)
+class DevScorer:
+    evol: LLM
+    rule_set: str
+    count_parse_failures: bool
+    evol_max_tokens: int
+    respond_max_tokens: int
+    math_answers: bool = False
+
+    async def verdict(self, method: EvolvingMethod, item: Seed, tally: Tally) -> ItemVerdict:
+        raw = await self.evol.chat([user(method.render(item.instruction))], phase="optimize.score",
+                                   temperature=0.0, max_tokens=self.evol_max_tokens)
+        tally.add(raw)
+        parsed = parse_evolved(raw.text, original=item.instruction, method=method)
+        if not parsed.ok:
+            if self.count_parse_failures:
+                verdict = detect("", rule_set=self.rule_set, parsed=parsed)
+                return ItemVerdict(item.seed_id, True, verdict.category or "parse_failure", verdict.rule,
+                                   raw.text, "")
+            instruction = raw.text.strip()  # the paper's behaviour: the whole output is the instruction
+        else:
+            instruction = parsed.instruction or ""
+        answer = await self.evol.chat(respond_messages(instruction, math=self.math_answers), phase="optimize.score",
+                                      temperature=0.0, max_tokens=self.respond_max_tokens)
+        tally.add(answer)
+        verdict = detect(answer.text, rule_set=self.rule_set, parsed=None)
+        return ItemVerdict(item.seed_id, verdict.failed, verdict.category, verdict.rule, instruction, answer.text)

@@ -1,0 +1,192 @@
+"""The run directory: everything one `autoevol` run knows, in one place.
+
+    RUN/manifest.json   schema version, the fully resolved configuration and its hash (no secrets)
+    RUN/state.db        finished work units keyed by content, plus small key/value state (SQLite, WAL)
+    RUN/events.jsonl    the event stream for machines (one JSON object per line)
+    RUN/output/         final files, written atomically from state.db
+
+A unit's key names what determines its result (phase, method id, seed id, round...), so a resumed
+run skips finished units and a changed method never reuses a stale one. Final outputs are always
+rebuilt from state.db in input order, which is why an interrupted-then-resumed run writes the same
+bytes as an uninterrupted one. A changed configuration refuses to resume: the manifest's hash must
+match.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from autoevol.config import config_hash
+from autoevol.data.writers import atomic_write_text
+from autoevol.errors import ResumeMismatchError
+from autoevol.llm.cache import connect, migrate
+
+SCHEMA_VERSION = 1
+
+
+def _m001_units(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE units (
+            key TEXT PRIMARY KEY,
+            phase TEXT NOT NULL,
+            round INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            created_at REAL NOT NULL)"""
+    )
+    db.execute("CREATE INDEX units_order ON units (phase, round, seq)")
+    db.execute("CREATE TABLE kv (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS = [_m001_units]
+
+
+class StateDB:
+    def __init__(self, path: Path) -> None:
+        self._db = connect(path)
+        migrate(self._db, MIGRATIONS)
+
+    def put(self, key: str, *, phase: str, round: int, seq: int, payload: dict[str, Any]) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?, ?, ?)",
+                (key, phase, round, seq, json.dumps(payload, ensure_ascii=False), time.time()),
+            )
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT payload FROM units WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def keys(self, phase: str) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT key FROM units WHERE phase = ?", (phase,))}
+
+    def iter_phase(self, phase: str, round: int | None = None) -> Iterator[dict[str, Any]]:
+        """Payloads in (round, seq) order: the deterministic output order."""
+        sql, args = "SELECT payload FROM units WHERE phase = ?", [phase]
+        if round is not None:
+            sql += " AND round = ?"
+            args.append(round)
+        for row in self._db.execute(sql + " ORDER BY round, seq", args):
+            yield json.loads(row[0])
+
+    def count(self, phase: str, round: int | None = None) -> int:
+        sql, args = "SELECT COUNT(*) FROM units WHERE phase = ?", [phase]
+        if round is not None:
+            sql += " AND round = ?"
+            args.append(round)
+        return int(self._db.execute(sql, args).fetchone()[0])
+
+    def set(self, name: str, value: Any) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (name, json.dumps(value, ensure_ascii=False)))
+
+    def read(self, name: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class EventLog:
+    """Append-only JSONL; every line carries a timestamp and an event name."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = open(path, "a", encoding="utf-8")
+
+    def emit(self, event: str, **fields: Any) -> None:
+        record = {"ts": round(time.time(), 3), "event": event, **fields}
+        self._handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class RunDir:
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.state = StateDB(path / "state.db")
+        self.events = EventLog(path / "events.jsonl")
+        self.output = path / "output"
+        self.output.mkdir(exist_ok=True)
+
+    @classmethod
+    def open(
+        cls, path: Path, *, command: str, config: dict[str, Any], operational: dict[str, Any] | None = None
+    ) -> RunDir:
+        """Create a run directory, or reopen it for resume if its configuration matches.
+
+        `operational` (endpoint concurrency, timeouts...) is recorded for `autoevol resume` but not
+        hashed: it may change between a run and its resume.
+        """
+        path.mkdir(parents=True, exist_ok=True)
+        manifest_path = path / "manifest.json"
+        digest = config_hash(config)
+        if manifest_path.exists():
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            _check_resumable(path, manifest, command, config, digest)
+            run = cls(path, manifest)
+            run.set_status("running", operational=operational or manifest.get("operational", {}))
+            return run
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "command": command,
+            "config_hash": digest,
+            "config": config,
+            "operational": operational or {},
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "status": "running",
+        }
+        atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+        return cls(path, manifest)
+
+    @staticmethod
+    def load_manifest(path: Path) -> dict[str, Any]:
+        manifest_path = path / "manifest.json"
+        if not manifest_path.exists():
+            raise ResumeMismatchError(f"{path} is not an autoevol run directory (no manifest.json)")
+        return json.loads(manifest_path.read_text(encoding="utf-8"))
+
+    def set_status(self, status: str, **extra: Any) -> None:
+        self.manifest = self.manifest | {"status": status, **extra}
+        text = json.dumps(self.manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+        atomic_write_text(self.path / "manifest.json", text)
+
+    def close(self) -> None:
+        self.state.close()
+        self.events.close()
+
+
+def _check_resumable(path: Path, manifest: dict[str, Any], command: str, config: dict[str, Any], digest: str) -> None:
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ResumeMismatchError(
+            f"{path} was written by run schema {manifest.get('schema_version')}, this autoevol uses "
+            f"{SCHEMA_VERSION}; start a new run directory"
+        )
+    if manifest.get("command") != command:
+        raise ResumeMismatchError(f"{path} holds an `autoevol {manifest.get('command')}` run, not `{command}`")
+    if manifest.get("config_hash") == digest:
+        return
+    old = manifest.get("config", {})
+    changed = sorted(set(_flatten(old).items()) ^ set(_flatten(config).items()))
+    names = sorted({name for name, _ in changed})
+    raise ResumeMismatchError(
+        f"{path} was started with a different configuration (changed: {', '.join(names) or 'unknown'}); "
+        "use the original settings to resume, or a new --out directory"
+    )
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for key, item in value.items():
+            out |= _flatten(item, f"{prefix}{key}.")
+        return out
+    return {prefix.rstrip("."): json.dumps(value, sort_keys=True, default=str)}

@@ -1,0 +1,450 @@
+"""A small OpenAI-compatible HTTP server for tests and benchmarks (stdlib only).
+
+Serves `POST /v1/chat/completions` (non-streaming) and `GET /v1/models` on 127.0.0.1 from a
+background thread. Answers come from a `reply(request_json) -> str` callable; faults are queued
+per test with `inject(Fault..., times=K)` and are served before normal answers, in order.
+Counters: `requests`, `in_flight`, `peak_in_flight`; every request body and header set is kept.
+`stop()` never hangs: hanging handlers wake up and open sockets are shut down.
+
+Standalone (for end-to-end and kill tests):
+    python -m tests.support.fake_openai_server --port 0 --script echo-last --latency 0.1
+prints `READY http://127.0.0.1:PORT/v1` once listening and `STATS {...}` when stopped (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+Reply = Callable[[dict[str, Any]], str]
+_CHAT_PATHS = {"/v1/chat/completions", "/chat/completions"}
+_MODELS_PATHS = {"/v1/models", "/models"}
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One scripted misbehaviour. `kind`: status | malformed | no_choices | hang | drop."""
+
+    kind: str
+    status: int = 500
+    message: str = "injected fault"
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def rate_limit(cls, retry_after: float | str | None = 1) -> Fault:
+        headers = () if retry_after is None else (("Retry-After", _header_value(retry_after)),)
+        return cls("status", 429, "Rate limit reached, please retry later", headers)
+
+    @classmethod
+    def server_error(cls, status: int = 500, retry_after: float | str | None = None) -> Fault:
+        headers = () if retry_after is None else (("Retry-After", _header_value(retry_after)),)
+        return cls("status", status, "The server had an error while processing your request", headers)
+
+    @classmethod
+    def unauthorized(cls, status: int = 401) -> Fault:
+        # The message echoes the bearer token on purpose: clients must scrub it from errors.
+        return cls("status", status, "Incorrect API key provided: {token}")
+
+    @classmethod
+    def not_found(cls) -> Fault:
+        return cls("status", 404, "The model `{model}` does not exist or you do not have access to it.")
+
+    @classmethod
+    def context_window(cls) -> Fault:
+        return cls(
+            "status",
+            400,
+            "This model's maximum context length is 2048 tokens. However, your messages "
+            "resulted in 5000 tokens. Please reduce the length of the messages.",
+        )
+
+    @classmethod
+    def bad_request(cls, message: str = "Invalid value for 'temperature'", status: int = 400) -> Fault:
+        return cls("status", status, message)
+
+    @classmethod
+    def malformed(cls) -> Fault:
+        """HTTP 200 with a truncated JSON body."""
+        return cls("malformed", 200)
+
+    @classmethod
+    def no_choices(cls) -> Fault:
+        """HTTP 200 with valid JSON that has an empty `choices` list."""
+        return cls("no_choices", 200)
+
+    @classmethod
+    def hang(cls) -> Fault:
+        """Never answer; the handler sleeps until the server stops."""
+        return cls("hang", 0)
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Close the connection without any response."""
+        return cls("drop", 0)
+
+
+def _header_value(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 1024
+    fake: FakeOpenAIServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like real servers; every answer has Content-Length
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None  # quiet: tests read counters, not logs
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0].rstrip("/")
+        if path in _MODELS_PATHS:
+            self.send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+        elif path == "/health":
+            self.send_json(200, {"status": "ok"})
+        else:
+            self.send_json(404, _error_body(f"no route {path}", 404))
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = self.path.split("?")[0].rstrip("/")
+        if path not in _CHAT_PATHS:
+            self.send_json(404, _error_body(f"no route {path}", 404))
+            return
+        try:
+            self.server.fake._serve_chat(self, raw)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (deadline, cancel): nothing to say
+
+    def send_json(self, status: int, body: object, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.send_raw(status, json.dumps(body).encode(), headers)
+
+    def send_raw(self, status: int, data: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _error_body(message: str, status: int) -> dict[str, Any]:
+    kinds = {
+        400: "invalid_request_error",
+        401: "invalid_request_error",
+        404: "invalid_request_error",
+        429: "requests",
+        500: "server_error",
+    }
+    return {"error": {"message": message, "type": kinds.get(status, "error"), "code": None}}
+
+
+def echo_last(body: dict[str, Any]) -> str:
+    """The content of the last user message."""
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    return str(users[-1].get("content", "")) if users else ""
+
+
+def make_reply(spec: str) -> Reply:
+    """`echo-last`, `fixed:TEXT` or `pyfile:PATH:FUNC` (FUNC(request_json) -> str)."""
+    if spec == "echo-last":
+        return echo_last
+    if spec.startswith("fixed:"):
+        text = spec.removeprefix("fixed:")
+        return lambda _body: text
+    if spec.startswith("pyfile:"):
+        path, _, func = spec.removeprefix("pyfile:").rpartition(":")
+        if not path or not func:
+            raise ValueError(f"expected pyfile:PATH:FUNC, got {spec!r}")
+        module_spec = importlib.util.spec_from_file_location("_fake_server_script", Path(path))
+        if module_spec is None or module_spec.loader is None:
+            raise ValueError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        fn: Reply = getattr(module, func)
+        return fn
+    raise ValueError(f"unknown script {spec!r}: use echo-last, fixed:TEXT or pyfile:PATH:FUNC")
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+class FakeOpenAIServer:
+    """Start with `start()` or `with FakeOpenAIServer(...) as server:`; `url` is the base URL."""
+
+    def __init__(
+        self, reply: Reply | None = None, *, latency_s: float = 0.0, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.reply: Reply = reply or echo_last
+        self.latency_s = latency_s
+        self._address = (host, port)
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._faults: deque[list[Any]] = deque()  # [fault, remaining or None]
+        self._connections: set[socket.socket] = set()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.requests = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> FakeOpenAIServer:
+        self._httpd = _HTTPServer(self._address, _Handler)
+        self._httpd.fake = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._httpd is None:
+            return
+        self._closing.set()  # wakes hanging and sleeping handlers
+        self._httpd.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:  # idle keep-alive sockets would otherwise block their threads
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._httpd = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- configuration ---------------------------------------------------------------------
+    def inject(self, fault: Fault, times: int | None = 1) -> None:
+        """Serve `fault` to the next `times` chat requests (None: to every request from now on)."""
+        if times is not None and times < 1:
+            raise ValueError(f"times must be >= 1 or None, got {times}")
+        with self._lock:
+            self._faults.append([fault, times])
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"requests": self.requests, "peak_in_flight": self.peak_in_flight, "in_flight": self.in_flight}
+
+    # -- serving ---------------------------------------------------------------------------
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _next_fault(self) -> Fault | None:
+        if not self._faults:
+            return None
+        entry = self._faults[0]
+        if entry[1] is not None:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self._faults.popleft()
+        fault: Fault = entry[0]
+        return fault
+
+    def _serve_chat(self, handler: _Handler, raw: bytes) -> None:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        with self._lock:
+            self.requests += 1
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            fault = self._next_fault()
+            self.bodies.append(body if isinstance(body, dict) else {})
+            self.headers.append({k.lower(): v for k, v in handler.headers.items()})
+        try:
+            if self.latency_s:
+                self._closing.wait(self.latency_s)
+            if fault is not None:
+                self._send_fault(handler, fault, body if isinstance(body, dict) else {})
+            elif not isinstance(body, dict):
+                handler.send_json(400, _error_body("request body is not a JSON object", 400))
+            else:
+                self._send_answer(handler, body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _send_answer(self, handler: _Handler, body: dict[str, Any]) -> None:
+        try:
+            text = self.reply(body)
+        except Exception as error:  # a broken script is a 500 with the reason, not a dead thread
+            handler.send_json(500, _error_body(f"reply script failed: {error!r}", 500))
+            return
+        text, finish = _apply_limits(text, body)
+        prompt = sum(_words(str(m.get("content", ""))) for m in body.get("messages", []))
+        handler.send_json(
+            200,
+            {
+                "id": f"chatcmpl-fake-{self.requests}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model") or "fake-model",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": finish,
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": _words(text),
+                    "total_tokens": prompt + _words(text),
+                },
+            },
+        )
+
+    def _send_fault(self, handler: _Handler, fault: Fault, body: dict[str, Any]) -> None:
+        if fault.kind == "hang":
+            self._closing.wait()
+            handler.close_connection = True
+        elif fault.kind == "drop":
+            handler.close_connection = True
+        elif fault.kind == "malformed":
+            handler.send_raw(200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess')
+        elif fault.kind == "no_choices":
+            handler.send_json(
+                200,
+                {
+                    "id": "chatcmpl-empty",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model", ""),
+                    "choices": [],
+                },
+            )
+        else:
+            token = handler.headers.get("Authorization", "").removeprefix("Bearer ")
+            message = fault.message.replace("{token}", token).replace("{model}", str(body.get("model", "")))
+            handler.send_json(fault.status, _error_body(message, fault.status), fault.headers)
+
+
+def _apply_limits(text: str, body: dict[str, Any]) -> tuple[str, str]:
+    """Honour `stop` strings and `max_tokens` (counted in whitespace words), like a real server."""
+    stops = body.get("stop") or []
+    for stop in [stops] if isinstance(stops, str) else stops:
+        if stop and stop in text:
+            text = text[: text.index(stop)]
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, int) and _words(text) > max_tokens:
+        return " ".join(text.split()[:max_tokens]), "length"
+    return text, "stop"
+
+
+_FAULTS: dict[str, Callable[[], Fault]] = {
+    "rate_limit": Fault.rate_limit,
+    "server_error": Fault.server_error,
+    "malformed": Fault.malformed,
+    "no_choices": Fault.no_choices,
+    "hang": Fault.hang,
+    "drop": Fault.drop,
+    "unauthorized": Fault.unauthorized,
+    "not_found": Fault.not_found,
+    "context_window": Fault.context_window,
+}
+
+
+def _parse_fault(text: str) -> tuple[Fault, int | None]:
+    """`KIND` (every request) or `KIND:TIMES`."""
+    kind, _, times = text.partition(":")
+    if kind not in _FAULTS:
+        raise argparse.ArgumentTypeError(f"unknown fault {kind!r}; choose from {', '.join(sorted(_FAULTS))}")
+    return _FAULTS[kind](), int(times) if times else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.fake_openai_server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--script", default="echo-last", help="echo-last | fixed:TEXT | pyfile:PATH:FUNC")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every chat request")
+    parser.add_argument(
+        "--fault",
+        type=_parse_fault,
+        action="append",
+        default=[],
+        help="KIND[:TIMES], served in order before normal answers; repeatable",
+    )
+    args = parser.parse_args(argv)
+
+    server = FakeOpenAIServer(make_reply(args.script), latency_s=args.latency, host=args.host, port=args.port)
+    for fault, times in args.fault:
+        server.inject(fault, times)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    server.start()
+    print(f"READY http://{args.host}:{server.port}/v1", flush=True)
+    while not stopping.wait(0.5):
+        pass
+    stats = server.stats()
+    server.stop()
+    print("STATS " + json.dumps(stats), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

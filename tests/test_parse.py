@@ -1,0 +1,148 @@
+import pytest
+
+from autoevol.methods import EvolvingMethod, load_method, parse_evolved
+
+ORIGINAL = "Add 3 and 4."
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "#Finally Rewritten Instruction#:",
+        "#Final Rewritten Instruction#:",
+        "#Final Evolved Instruction#:",
+        "#Final Refined Instruction#:",
+        "#Final Revised Instruction#:",
+        "#Final Instruction#:",
+        "#FINAL REWRITTEN PROMPT#:",
+        "# Finally Rewritten Instruction #:",
+        "#Finally Rewritten Instruction#",
+        "Final Rewritten Instruction:",
+        "Finally Rewritten Instruction:",
+        "Final Evolved Instruction:",
+        "final rewritten instruction:",
+        "**Final Rewritten Instruction:**",
+        "**Final Rewritten Instruction**:",
+        "#Rewritten Prompt#:",
+        "#Created Prompt#:",
+        "Rewritten Prompt:",
+    ],
+)
+def test_renamed_markers(marker: str) -> None:
+    output = f"Step 1 #Methods List#: more numbers\nStep 3 #Rewritten Instruction#: draft\n{marker}\nAdd 3, 4 and 5."
+    result = parse_evolved(output, original=ORIGINAL)
+    assert result.ok and result.instruction == "Add 3, 4 and 5.", result
+    assert result.marker is not None and result.failure is None
+
+
+def test_last_marker_wins() -> None:
+    output = "#Finally Rewritten Instruction#: first try\n\n#Finally Rewritten Instruction#: Add 3, 4 and 5."
+    assert parse_evolved(output, original=ORIGINAL).instruction == "Add 3, 4 and 5."
+
+
+def test_full_initial_method_reply() -> None:
+    output = (
+        "Step 1 #Methods List#:\n- add a number\n\nStep 2 #Plan#:\nAdd one number.\n\n"
+        "Step 3 #Rewritten Instruction#:\nAdd 3, 4 and 5.\n\n"
+        "Step 4 #Finally Rewritten Instruction#:\nAdd 3, 4 and 5, then double the sum.\n"
+    )
+    result = parse_evolved(output, original=ORIGINAL, method=load_method("initial"))
+    assert result.ok and result.instruction == "Add 3, 4 and 5, then double the sum."
+
+
+def test_no_marker_is_a_failure_not_the_whole_output() -> None:
+    result = parse_evolved("The answer is 7.", original=ORIGINAL, method=load_method("initial"))
+    assert (result.ok, result.instruction, result.failure, result.marker) == (False, None, "no_marker", None)
+    # A non-final step marker alone is not enough.
+    result = parse_evolved("#Rewritten Instruction#: Add 3, 4 and 5.", original=ORIGINAL)
+    assert result.failure == "no_marker"
+
+
+def test_method_own_declared_marker_is_the_fallback() -> None:
+    method = EvolvingMethod(
+        "own",
+        "Rewrite.\nPlease reply strictly in the following format:\n#Draft#:\n#Output#:\n\n"
+        "#Instruction#:\n{instruction}",
+    )
+    assert method.final_marker == "#Output#"
+    result = parse_evolved("#Draft#: x\n#Output#: Add 3, 4 and 5.", original=ORIGINAL, method=method)
+    assert result.ok and result.instruction == "Add 3, 4 and 5." and result.marker == "#Output#:"
+    assert parse_evolved("#Output#: Add 3, 4 and 5.", original=ORIGINAL).failure == "no_marker"
+
+
+def test_evol_instruct_reply_without_marker_is_the_instruction() -> None:
+    method = load_method("evol-constraints")
+    result = parse_evolved("Add 3 and 4 without a calculator.", original=ORIGINAL, method=method)
+    assert result.ok and result.instruction == "Add 3 and 4 without a calculator."
+    assert result.marker == "#Rewritten Prompt#"
+    echoed = parse_evolved("#Rewritten Prompt#:\nAdd 3 and 4 mentally.", original=ORIGINAL, method=method)
+    assert echoed.ok and echoed.instruction == "Add 3 and 4 mentally."
+
+
+@pytest.mark.parametrize(
+    "output", ["#Finally Rewritten Instruction#:", "#Finally Rewritten Instruction#:  \n ", 'Final Prompt: ""']
+)
+def test_empty(output: str) -> None:
+    result = parse_evolved(output, original=ORIGINAL)
+    assert result.failure == "empty" and result.instruction is None and not result.ok
+
+
+def test_unchanged_after_whitespace_normalisation() -> None:
+    result = parse_evolved("#Finally Rewritten Instruction#:\n  Add 3\nand   4. ", original=ORIGINAL)
+    assert result.failure == "unchanged" and result.instruction == "Add 3\nand   4."
+
+
+@pytest.mark.parametrize(
+    "evolved",
+    [
+        "Following #Plan#, add 3, 4 and 5.",
+        "#Rewritten Instruction# Add 3, 4 and 5.",
+        "Rewrite the given prompt: add 3, 4 and 5.",
+        "Here is the rewritten prompt: add 3, 4 and 5.",
+        "The created prompt asks to add 3, 4 and 5.",
+    ],
+)
+def test_leaked_marker(evolved: str) -> None:
+    result = parse_evolved(f"#Finally Rewritten Instruction#: {evolved}", original=ORIGINAL)
+    assert result.failure == "leaked_marker" and result.instruction == evolved
+
+
+def test_words_already_in_the_original_are_not_leaks() -> None:
+    original = "Explain what a given prompt means in #Python# docs."
+    result = parse_evolved(f"#Final Rewritten Instruction#: {original} Give two examples.", original=original)
+    assert result.ok
+
+
+def test_hash_characters_that_are_not_markers_are_fine() -> None:
+    evolved = "Port this C# snippet, keep '#include <stdio.h>' and use # comments."
+    assert parse_evolved(f"#Final Rewritten Instruction#: {evolved}", original=ORIGINAL).ok
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('"Add 3, 4 and 5."', "Add 3, 4 and 5."),
+        ("“Add 3, 4 and 5.”", "Add 3, 4 and 5."),
+        ("`Add 3, 4 and 5.`", "Add 3, 4 and 5."),
+        ("```\nAdd 3, 4 and 5.\n```", "Add 3, 4 and 5."),
+        ("```text\nAdd 3, 4 and 5.\n```", "Add 3, 4 and 5."),
+        ('"Add" 3, 4 and "5"', '"Add" 3, 4 and "5"'),
+    ],
+)
+def test_wrapping_quotes_and_fences_are_removed(body: str, expected: str) -> None:
+    assert parse_evolved(f"#Final Rewritten Instruction#: {body}", original=ORIGINAL).instruction == expected
+
+
+def test_clearly_marked_explanations_are_cut_but_notes_are_kept() -> None:
+    out = "#Final Rewritten Instruction#:\nAdd 3, 4 and 5.\n\nExplanation: I added a third number."
+    assert parse_evolved(out, original=ORIGINAL).instruction == "Add 3, 4 and 5."
+    out = "#Final Rewritten Instruction#:\nAdd 3, 4 and 5.\n**Rationale:** more steps."
+    assert parse_evolved(out, original=ORIGINAL).instruction == "Add 3, 4 and 5."
+    out = "#Final Rewritten Instruction#:\nAdd 3, 4 and 5.\nNote: use integers only."
+    assert parse_evolved(out, original=ORIGINAL).instruction == "Add 3, 4 and 5.\nNote: use integers only."
+
+
+@pytest.mark.parametrize("output", ["", "#", "####", "#Final#", "```", "\x00", "Final:"])
+def test_never_raises(output: str) -> None:
+    result = parse_evolved(output, original=ORIGINAL, method=load_method("initial"))
+    assert not result.ok and result.failure is not None
