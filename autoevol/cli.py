@@ -13,20 +13,8 @@ import typer
 
 from autoevol.cli_options import (
     ApiKeyEnvOpt,
-    BadRowOpt,
     BaseUrlOpt,
-    ConcurrencyOpt,
-    FieldOpt,
-    IdFieldOpt,
-    LimitOpt,
-    MaxCallsOpt,
-    MaxTokensOpt,
     ModelOpt,
-    OutOpt,
-    PresetOpt,
-    QuietOpt,
-    ResponderOpt,
-    SchemaOpt,
     TimeoutOpt,
 )
 from autoevol.errors import AutoevolError
@@ -142,14 +130,14 @@ def methods_show(
 def resume(run_dir: Annotated[Path, typer.Argument(help="a run directory made by evolve/optimize/run")]) -> None:
     """Finish an interrupted run with the configuration recorded in its manifest."""
     from autoevol import api
-
     from autoevol.cli_jobs import print_summary
 
     result = guarded(lambda: api.resume(run_dir))
     if hasattr(result, "summary"):
         print_summary(result.summary)
     else:
-        typer.echo(f"best method {result.best.id} (λ={result.best_lambda}) -> {run_dir / 'output' / 'best_method.json'}")
+        path = run_dir / "output" / "best_method.json"
+        typer.echo(f"best method {result.best.id} (λ={result.best_lambda}) -> {path}")
 
 
 def _register_jobs() -> None:

@@ -9,8 +9,23 @@ import typer
 
 from autoevol.cli import guarded, model_spec
 from autoevol.cli_options import (
-    ApiKeyEnvOpt, BadRowOpt, BaseUrlOpt, ConcurrencyOpt, FieldOpt, IdFieldOpt, LimitOpt, MaxCallsOpt,
-    MaxTokensOpt, ModelOpt, OptimizerOpt, OutOpt, PresetOpt, QuietOpt, ResponderOpt, SchemaOpt, TimeoutOpt,
+    ApiKeyEnvOpt,
+    BadRowOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    FieldOpt,
+    IdFieldOpt,
+    LimitOpt,
+    MaxCallsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    OptimizerOpt,
+    OutOpt,
+    PresetOpt,
+    QuietOpt,
+    ResponderOpt,
+    SchemaOpt,
+    TimeoutOpt,
 )
 
 DataArg = Annotated[Path, typer.Argument(help="JSONL, JSON, CSV, Parquet or a saved HF datasets directory")]
@@ -83,13 +98,12 @@ def evolve(
 ) -> None:
     """Evolve every seed with one method, answer it, filter failures; resumable in --out."""
     from autoevol import api
-    from autoevol.config import ExecSettings, resolve
+    from autoevol.config import ExecSettings, evolve_settings
     from autoevol.evolve.pipeline import DataSource
 
     def go() -> api.EvolveResult:
         roles = _roles(model, responder_model, None, base_url, api_key_env, concurrency, request_timeout)
-        settings: Any = resolve(preset, "evolve", {"rounds": rounds, "mix": mix, "rule_set": rule_set,
-                                                   "math_answers": math_answers})
+        settings = evolve_settings(preset, rounds=rounds, mix=mix, rule_set=rule_set, math_answers=math_answers)
         source = DataSource(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row, limit=limit)
         return api.evolve(source, methods=api.resolve_methods(method, settings), roles=roles, out=out,
                           settings=settings,
@@ -168,16 +182,16 @@ def _job(opts: dict[str, Any], *, with_evolve: bool) -> Any:
     import asyncio
 
     from autoevol import api
-    from autoevol.config import ExecSettings, resolve
+    from autoevol.config import ExecSettings, evolve_settings, optimize_settings
     from autoevol.evolve.pipeline import DataSource
 
     def go() -> Any:
         roles = _roles(opts["model"], opts.get("responder_model"), opts["optimizer_model"], opts["base_url"],
                        opts["api_key_env"], opts["concurrency"], opts["request_timeout"])
         names = ("steps", "candidates", "dev_size", "batch_size", "pool_size", "patience", "screen_size")
-        opt: Any = resolve(opts["preset"], "optimize", {n: opts[n] for n in names})
-        evo: Any = resolve(opts["preset"], "evolve", {"rounds": opts.get("rounds"), "mix": opts.get("mix"),
-                                                      "math_answers": opts["math_answers"]})
+        opt = optimize_settings(opts["preset"], **{n: opts[n] for n in names})
+        evo = evolve_settings(opts["preset"], rounds=opts.get("rounds"), mix=opts.get("mix"),
+                              math_answers=opts["math_answers"])
         source = DataSource(opts["data"], schema=opts["schema"], field=opts["field"], on_bad_row="skip",
                             limit=opts.get("limit"))
         exec_settings = ExecSettings(quiet=opts["quiet"], max_calls=opts["max_calls"], max_tokens=opts["max_tokens"])

@@ -25,18 +25,18 @@ ApiKeyEnvOpt = Annotated[
     str | None, typer.Option("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
 ]
 ConcurrencyOpt = Annotated[
-    int | None, typer.Option("--concurrency", "-j", min=1, help="requests in flight per endpoint (local models: 1)")
+    int | None, typer.Option("--concurrency", "-j", min=1, help="requests in flight per endpoint (local: 1)")
 ]
 TimeoutOpt = Annotated[
     float | None, typer.Option("--request-timeout", min=0.1, help="per-request deadline in seconds")
 ]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="run directory (created, or resumed if it exists)")]
 PresetOpt = Annotated[str, typer.Option("--preset", help="paper | default | demo | evol-instruct")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress display (events still go to events.jsonl)")]
-MaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", min=1, help="stop cleanly after this many paid calls")]
-MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="stop cleanly after this many paid tokens")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress display (events.jsonl still written)")]
+MaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", min=1, help="stop cleanly after N paid calls")]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="stop cleanly after N paid tokens")]
 SchemaOpt = Annotated[str, typer.Option("--schema", help="auto | instruction | alpaca | sharegpt | messages")]
-FieldOpt = Annotated[str | None, typer.Option("--field", help="instruction field for --schema instruction (e.g. question)")]
+FieldOpt = Annotated[str | None, typer.Option("--field", help="instruction field name (e.g. question)")]
 IdFieldOpt = Annotated[str | None, typer.Option("--id-field", help="field holding a stable row id")]
-BadRowOpt = Annotated[str, typer.Option("--on-bad-row", help="fail: stop at the first bad row; skip: record it as failed")]
+BadRowOpt = Annotated[str, typer.Option("--on-bad-row", help="fail: stop at a bad row; skip: record it as failed")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="use only the first N rows")]

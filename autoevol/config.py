@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -17,6 +17,7 @@ from autoevol.errors import ConfigError
 
 Mix = Literal["last", "all", "last+seed", "all+seed"]
 OnBadRow = Literal["fail", "skip"]
+S = TypeVar("S", bound=BaseModel)
 
 
 class _Frozen(BaseModel):
@@ -103,14 +104,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def resolve(
-    preset: str, section: Literal["evolve", "optimize"], overrides: dict[str, Any]
-) -> EvolveSettings | OptimizeSettings:
+def _resolve(model: type[S], preset: str, section: str, overrides: dict[str, Any]) -> S:
     """Preset values, then explicit overrides (None means 'not given')."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     fields = dict(PRESETS[preset][section]) | {k: v for k, v in overrides.items() if v is not None}
-    model = EvolveSettings if section == "evolve" else OptimizeSettings
     try:
         return model(**fields)
     except ValidationError as error:
@@ -118,6 +116,21 @@ def resolve(
         raise ConfigError(f"invalid {section} settings: {problems}") from None
 
 
+def evolve_settings(preset: str, **overrides: Any) -> EvolveSettings:
+    return _resolve(EvolveSettings, preset, "evolve", overrides)
+
+
+def optimize_settings(preset: str, **overrides: Any) -> OptimizeSettings:
+    return _resolve(OptimizeSettings, preset, "optimize", overrides)
+
+
 def config_hash(config: dict[str, Any]) -> str:
     payload = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return "c-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+
+def resolve(preset: str, section: Literal["evolve", "optimize"], overrides: dict[str, Any]) -> BaseModel:
+    """Section-by-name form of `evolve_settings` / `optimize_settings`."""
+    model: type[BaseModel] = EvolveSettings if section == "evolve" else OptimizeSettings
+    return _resolve(model, preset, section, overrides)
