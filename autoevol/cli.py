@@ -5,19 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
-from autoevol.cli_options import (
-    ApiKeyEnvOpt,
-    BaseUrlOpt,
-    ModelOpt,
-    TimeoutOpt,
-)
-from autoevol.errors import AutoevolError
+from autoevol.cli_options import ApiKeyEnvOpt, BaseUrlOpt, ModelOpt, TimeoutOpt
+from autoevol.cli_support import guarded, model_spec
 
 app = typer.Typer(help="Auto Evol-Instruct: evolve instruction data with automatically optimised methods.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -27,30 +21,6 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(methods_app, name="methods")
 
 T = TypeVar("T")
-
-
-def guarded(fn: Callable[[], T]) -> T:
-    """Turn an AutoevolError into one clear line and an exit code (traceback with AUTOEVOL_DEBUG=1)."""
-    import os
-
-    try:
-        return fn()
-    except AutoevolError as error:
-        if os.environ.get("AUTOEVOL_DEBUG"):
-            raise
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
-        typer.secho("interrupted: run the same command again to resume", fg="yellow", err=True)
-        raise typer.Exit(130) from None
-
-
-def model_spec(text: str, base_url: str | None, api_key_env: str | None, concurrency: int | None,
-               timeout: float | None) -> Any:
-    from autoevol.llm.spec import parse_model_spec
-
-    return parse_model_spec(text, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
-                            request_timeout=timeout)
 
 
 @app.command()
@@ -130,7 +100,7 @@ def methods_show(
 def resume(run_dir: Annotated[Path, typer.Argument(help="a run directory made by evolve/optimize/run")]) -> None:
     """Finish an interrupted run with the configuration recorded in its manifest."""
     from autoevol import api
-    from autoevol.cli_jobs import print_summary
+    from autoevol.cli_support import print_summary
 
     result = guarded(lambda: api.resume(run_dir))
     if hasattr(result, "summary"):

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from autoevol.cli import guarded, model_spec
 from autoevol.cli_options import (
     ApiKeyEnvOpt,
     BadRowOpt,
@@ -27,6 +26,7 @@ from autoevol.cli_options import (
     SchemaOpt,
     TimeoutOpt,
 )
+from autoevol.cli_support import guarded, model_spec, print_step, print_summary
 
 DataArg = Annotated[Path, typer.Argument(help="JSONL, JSON, CSV, Parquet or a saved HF datasets directory")]
 RoundsOpt = Annotated[int | None, typer.Option("--rounds", "-r", min=1, help="evolution rounds of the final pass")]
@@ -50,26 +50,6 @@ def _roles(model: str, responder: str | None, optimizer: str | None, base_url: s
         return model_spec(text, base_url, api_key_env, concurrency, timeout) if text else None
 
     return Roles(evol=spec(model), responder=spec(responder), optimizer=spec(optimizer))
-
-
-def print_summary(summary: dict[str, Any], *, quiet: bool = False) -> None:
-    for item in summary["rounds"]:
-        cats = ", ".join(f"{k} {v}" for k, v in item["categories"].items()) or "none"
-        typer.echo(f"round {item['round']}: {item['inputs']} in -> accepted {item['accepted']}, "
-                   f"rejected {item['rejected']}, failed {item['failed']} (reasons: {cats})")
-    typer.echo(f"training rows: {summary['training_rows']} -> {summary['files']['evolved']}")
-    typer.echo(f"rejected/failed rows: {summary['rejected_or_failed_rows']} -> {summary['files']['rejected']}")
-    if not quiet:
-        typer.echo(f"wall time: {summary.get('seconds', 0):.1f}s")
-
-
-def print_step(record: dict[str, Any]) -> None:
-    score = record["score"]
-    rejected = [c["rejected"] for c in record["candidates"] if c["rejected"]]
-    lam = f"λ={score['lambda']:.3f} (95% CI {score['ci95'][0]:.2f}-{score['ci95'][1]:.2f})" if score else "λ=n/a"
-    who = "incumbent kept" if record["selected"] == -1 else f"candidate {record['selected']}"
-    extra = f"; discarded: {', '.join(rejected)}" if rejected else ""
-    typer.echo(f"step {record['step']}: {lam}, {who}, method {record['method']['id']}{extra}")
 
 
 def evolve(

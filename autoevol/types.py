@@ -63,8 +63,9 @@ class CompletionRequest:
         return {
             "messages": [m.to_dict() for m in self.messages],
             "model": self.model,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
+            # 1 and 1.0 must hash alike
+            "temperature": float(self.temperature),
+            "top_p": float(self.top_p),
             "max_tokens": self.max_tokens,
             "stop": list(self.stop),
             "seed": self.seed,

@@ -143,11 +143,6 @@ def test_two_processes_write_400_entries(tmp_path: Path) -> None:
         cache.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="cache.connect/migrate race on a fresh file: 'database is locked' from PRAGMA journal_mode=WAL "
-    "and 'table responses already exists' from unguarded migrations (reported to the lead)",
-)
 def test_processes_opening_a_fresh_cache_at_once(tmp_path: Path) -> None:
     for round_ in range(10):
         path, barrier = tmp_path / f"fresh{round_}.db", _MP.Barrier(4)
@@ -192,3 +187,21 @@ async def test_hit_cost(cache: ResponseCache, capsys: pytest.CaptureFixture[str]
             f"ResponseCache.get {per_get * 1e6:.0f} us/hit"
         )
     assert per_hit_llm < 0.05  # generous bound: a hit must stay far below any real model call
+
+
+async def test_waiter_survives_first_caller_cancellation(cache: ResponseCache) -> None:
+    """Single flight must not pass one caller's cancellation on to identical requests."""
+    import asyncio
+
+    from autoevol.llm.fake import ScriptedBackend
+
+    backend = ScriptedBackend(lambda request: "answer", delay_s=0.3)
+    llm = make_llm(backend, cache)
+    first = asyncio.create_task(llm.chat([user("same")], phase="p"))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(llm.chat([user("same")], phase="p"))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    completion = await second
+    assert completion.text == "answer"
+    assert first.cancelled()

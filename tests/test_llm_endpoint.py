@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -280,3 +281,13 @@ async def test_standalone_server_subprocess(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_backend_works_across_event_loops_and_pickles(fake_server: FakeOpenAIServer) -> None:
+    b = OpenAIBackend(fake_server.url, SECRET)
+    assert asyncio.run(b.complete(req("first loop"))).text == "first loop"
+    assert asyncio.run(b.complete(req("second loop"))).text == "second loop"  # a fresh client per loop
+    copy = pickle.loads(pickle.dumps(b))
+    assert copy.identity == b.identity
+    assert asyncio.run(copy.complete(req("in a copy"))).text == "in a copy"
+    asyncio.run(copy.aclose())

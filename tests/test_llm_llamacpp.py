@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -89,10 +90,14 @@ async def test_prompt_over_the_context_is_a_context_window_error(bundled_model: 
 
 @pytest.mark.slow
 async def test_local_spec_through_the_pool_and_cache(tmp_path: Path) -> None:
-    async with ModelPool(cache=ResponseCache(tmp_path / "cache.db")) as pool:
-        llm = pool.llm(parse_model_spec("local"))
-        first = await llm.chat([user("Reply with one word: yes or no?")], phase="t", max_tokens=8)
-        second = await llm.chat([user("Reply with one word: yes or no?")], phase="t", max_tokens=8)
+    cache = ResponseCache(tmp_path / "cache.db")
+    try:
+        async with ModelPool(cache=cache) as pool:
+            llm = pool.llm(parse_model_spec("local"))
+            first = await llm.chat([user("Reply with one word: yes or no?")], phase="t", max_tokens=8)
+            second = await llm.chat([user("Reply with one word: yes or no?")], phase="t", max_tokens=8)
+    finally:
+        cache.close()
     assert first.text.strip() and not first.cached
     assert second.cached and second.text == first.text
 
@@ -110,3 +115,14 @@ async def test_tokens_per_second(backend: LlamaCppBackend, capsys: pytest.Captur
             f"\n[llamacpp] {tokens} tokens in {completion.latency_s:.2f}s = "
             f"{tokens / completion.latency_s:.1f} tokens/s (incl. {completion.usage.prompt_tokens}-token prompt)"
         )
+
+
+@pytest.mark.slow
+async def test_pickles_as_configuration(backend: LlamaCppBackend) -> None:
+    await backend.complete(req("load the model first", max_tokens=2))
+    copy = pickle.loads(pickle.dumps(backend))
+    assert copy.identity == backend.identity and (copy.n_ctx, copy.seed) == (1024, 0)
+    try:
+        assert (await copy.complete(req("hello", max_tokens=4))).usage.completion_tokens > 0
+    finally:
+        await copy.aclose()

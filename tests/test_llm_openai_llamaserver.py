@@ -92,11 +92,15 @@ def llama_server(bundled_model: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 async def test_chat_through_pool_and_cache(llama_server: str, tmp_path: Path) -> None:
     spec = parse_model_spec("openai:smollm2", base_url=llama_server)
-    async with ModelPool(cache=ResponseCache(tmp_path / "cache.db")) as pool:
-        llm = pool.llm(spec)
-        first = await llm.chat([user("What is the capital of France? Answer briefly.")], phase="t", max_tokens=24)
-        again = await llm.chat([user("What is the capital of France? Answer briefly.")], phase="t", max_tokens=24)
-        meter = pool.meter.total()
+    cache = ResponseCache(tmp_path / "cache.db")
+    try:
+        async with ModelPool(cache=cache) as pool:
+            llm = pool.llm(spec)
+            first = await llm.chat([user("What is the capital of France? Answer briefly.")], phase="t", max_tokens=24)
+            again = await llm.chat([user("What is the capital of France? Answer briefly.")], phase="t", max_tokens=24)
+            meter = pool.meter.total()
+    finally:
+        cache.close()
     assert first.text.strip() and not first.cached
     assert first.usage.prompt_tokens > 0 and first.usage.completion_tokens > 0
     assert first.finish_reason in {"stop", "length"}

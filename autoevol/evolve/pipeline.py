@@ -17,6 +17,7 @@ from typing import Any
 from autoevol.config import EvolveSettings
 from autoevol.data.readers import count_rows, iter_seeds
 from autoevol.data.records import BadRow, OutputRow, Turn
+from autoevol.errors import DataError
 from autoevol.evolve.steps import Job, Models, pick_method, row_id, run_job
 from autoevol.executor import Executor
 from autoevol.methods.method import EvolvingMethod
@@ -36,8 +37,9 @@ class DataSource:
 
     def describe(self) -> dict[str, Any]:
         stat = self.path.stat() if self.path.is_file() else None
+        # Absolute: `autoevol resume RUN` and a rerun from another directory must find the same file.
         return {
-            "path": str(self.path), "schema": self.schema, "field": self.field, "id_field": self.id_field,
+            "path": str(self.path.resolve()), "schema": self.schema, "field": self.field, "id_field": self.id_field,
             "on_bad_row": self.on_bad_row, "limit": self.limit,
             "size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None,
         }
@@ -69,6 +71,32 @@ def unit_key(method_ids: str, seed_id: str, round_: int) -> str:
     return f"{PHASE}|{method_ids}|{seed_id}|{round_}"
 
 
+class _Intake:
+    """The round's work items; a data error ends the intake instead of the run, so the units
+    already in flight finish and are stored before `error` is raised."""
+
+    def __init__(self, items: Iterator[tuple[Job, BadRow | None]]) -> None:
+        self._items = items
+        self.error: DataError | None = None
+
+    def __iter__(self) -> Iterator[tuple[Job, BadRow | None]]:
+        return self
+
+    def __next__(self) -> tuple[Job, BadRow | None]:
+        if self.error is not None:
+            raise StopIteration
+        try:
+            return next(self._items)
+        except DataError as error:
+            self.error = error
+            raise StopIteration from None
+
+
+def _bad_row_id(bad: BadRow) -> str:
+    # "path:line", like `Seed.source`: unique per row and readable, unlike the full error message.
+    return f"{bad.path}:{bad.line}" if bad.line is not None else bad.source
+
+
 def _seed_jobs(source: DataSource) -> Iterator[tuple[Job, BadRow | None]]:
     items = iter_seeds(source.path, schema=source.schema, field=source.field, id_field=source.id_field,
                        on_bad_row=source.on_bad_row)
@@ -76,7 +104,7 @@ def _seed_jobs(source: DataSource) -> Iterator[tuple[Job, BadRow | None]]:
         if source.limit is not None and seq >= source.limit:
             return
         if isinstance(item, BadRow):
-            yield Job(seed_id=item.source, seq=seq, round=1, turns=(), parent_id=None), item
+            yield Job(seed_id=_bad_row_id(item), seq=seq, round=1, turns=(), parent_id=None), item
         else:
             yield Job(seed_id=item.seed_id, seq=seq, round=1, turns=item.turns, parent_id=None), None
 
@@ -96,11 +124,12 @@ def _next_round_jobs(run: RunDir, round_: int, settings: EvolveSettings) -> Iter
         yield Job(seed_id=row["seed_id"], seq=payload["seq"], round=round_, turns=turns, parent_id=parent), None
 
 
-def _bad_row(job: Job, bad: BadRow, methods_id: str, models: Models) -> OutputRow:
+def _bad_row(job: Job, bad: BadRow, models: Models) -> OutputRow:
+    """A row that could not be read: no method ran on it; `error` names its file, line and field."""
     return OutputRow(
         id=row_id(job.seed_id, job.round), seed_id=job.seed_id, round=job.round, parent_id=None,
-        method_id=methods_id, evol_model=models.evol.label, responder_model=models.responder.label,
-        status="failed", failure_category="bad_input", failure_rule=bad.field, error=bad.error,
+        method_id=None, evol_model=models.evol.label, responder_model=models.responder.label,
+        status="failed", failure_category="bad_input", failure_rule=bad.field, error=bad.source,
         instruction="", response="", messages=(), parent_instruction="", prompt_tokens=0, completion_tokens=0,
     )
 
@@ -130,7 +159,7 @@ async def evolve_dataset(
         async def work(item: tuple[Job, BadRow | None]) -> OutputRow:
             job, bad = item
             if bad is not None:
-                return _bad_row(job, bad, methods_id, models)
+                return _bad_row(job, bad, models)
             return await run_job(job, pick_method(methods, settings, job), models, settings, phase=PHASE)
 
         def store(item: tuple[Job, BadRow | None], row: OutputRow) -> None:
@@ -141,9 +170,13 @@ async def evolve_dataset(
             if on_row:
                 on_row(row)
 
-        pending = (item for item in jobs if unit_key(methods_id, item[0].seed_id, round_) not in done)
+        intake = _Intake(jobs)
+        pending = (item for item in intake if unit_key(methods_id, item[0].seed_id, round_) not in done)
         started = time.monotonic()
         await executor.run(work, pending, store)
+        if intake.error is not None:
+            run.events.emit("run_aborted", round=round_, error=str(intake.error))
+            raise intake.error
         for payload in run.state.iter_phase(PHASE, round_):
             round_stats.add(OutputRow.from_dict(payload["row"]))
         stats.append(round_stats)

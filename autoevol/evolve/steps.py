@@ -132,7 +132,8 @@ async def _evolve_and_answer(
             break
         evolved.append(Turn("user", parsed.instruction or ""))
     if verdict_parse is not None:
-        verdict = detect("", rule_set=settings.rule_set, parsed=verdict_parse)
+        # Whatever the rule set counts for λ, a rewrite we cannot use is never kept: always name why.
+        verdict = detect("", rule_set=settings.rule_set, parsed=verdict_parse, count_parse_failures=True)
         return _rejected(base, tally, verdict.category, verdict.rule, evolved, "")
     messages, last_answer, verdict = await _regenerate(evolved, models, settings, tally, phase)
     if not verdict.failed and settings.judge_information_gain:
@@ -158,7 +159,8 @@ async def _regenerate(
             continue  # old answers belong to the old instructions: regenerated below
         out.append(turn)
         if turn.role != "user":
-            history.append(Message(turn.role, turn.content))
+            # A seed's system turn stays in the row; the responder gets its own system prompt
+            # (`respond_messages` refuses a second one in the history).
             continue
         answer_text = await answer(models.responder, history, turn.content, settings, tally, phase)
         verdict = detect(answer_text, rule_set=settings.rule_set, parsed=None)

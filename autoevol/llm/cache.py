@@ -55,21 +55,37 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
 
 
 def migrate(db: sqlite3.Connection, migrations: list[Callable[[sqlite3.Connection], None]]) -> None:
-    """Apply numbered migrations once each, recorded in `_migrations`."""
-    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
-    for fn in migrations:
-        if fn.__name__ in done:
-            continue
-        with db:
-            fn(db)
-            db.execute("INSERT OR IGNORE INTO _migrations VALUES (?, ?)", (fn.__name__, time.time()))
+    """Apply numbered migrations once each, recorded in `_migrations`.
+
+    One IMMEDIATE transaction around read-then-apply, so processes opening a fresh file at the same
+    moment cannot both run the same migration.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+        done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+        for fn in migrations:
+            if fn.__name__ not in done:
+                fn(db)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, time.time()))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
+    # Switching a fresh file to WAL needs a moment of exclusive access and ignores busy_timeout.
+    for attempt in range(200):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == 199:
+                raise
+            time.sleep(0.05)
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=30000")
     return db

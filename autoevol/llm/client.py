@@ -39,9 +39,14 @@ class LLM:
 
     async def complete(self, request: CompletionRequest, *, phase: str) -> Completion:
         key = request_key(self.endpoint.identity, request)
-        pending = self._in_flight.get(key)
-        if pending is not None:
-            completion = await asyncio.shield(pending)
+        while (pending := self._in_flight.get(key)) is not None:
+            try:
+                completion = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we were cancelled ourselves
+                continue  # the first caller was cancelled, not us: make the request ourselves
             self.meter.record(self.label, phase, _as_cached(completion))
             return _as_cached(completion)
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
@@ -50,6 +55,9 @@ class LLM:
             completion = await self._fetch(key, request, phase)
             future.set_result(completion)
             return completion
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # mark retrieved: waiters re-raise it, nobody else must

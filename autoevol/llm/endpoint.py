@@ -27,6 +27,8 @@ class RetryPolicy:
     max_retries: int = 6
     base_delay_s: float = 0.5
     max_delay_s: float = 30.0
+    #: The longest Retry-After we honour; beyond it the server is effectively down.
+    max_retry_after_s: float = 300.0
     #: 429s seen within `window_s` before the live concurrency is halved.
     throttle_after: int = 2
     window_s: float = 10.0
@@ -36,7 +38,7 @@ class RetryPolicy:
         ramp = min(self.max_delay_s, self.base_delay_s * (2**attempt))
         wait = ramp * (0.5 + rng.random() / 2)
         if retry_after is not None:
-            wait = max(wait, min(retry_after, self.max_delay_s * 4))
+            wait = max(wait, min(retry_after, self.max_retry_after_s))
         return wait
 
 

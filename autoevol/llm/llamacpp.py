@@ -56,6 +56,13 @@ class LlamaCppBackend:
     def __repr__(self) -> str:
         return f"LlamaCppBackend({str(self.model_path)!r}, n_ctx={self.n_ctx})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable as configuration; the model and the locks are rebuilt in the receiving process.
+        return {"model_path": self.model_path, "n_ctx": self.n_ctx, "n_threads": self.n_threads, "seed": self.seed}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["model_path"], n_ctx=state["n_ctx"], n_threads=state["n_threads"], seed=state["seed"])  # type: ignore[misc]
+
     @property
     def identity(self) -> str:
         try:

@@ -9,6 +9,7 @@ The identity (the cache's notion of "which server") is the base URL, never the k
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import re
 import time
@@ -37,33 +38,40 @@ PLACEHOLDER_KEY = "not-set"
 _BACKSTOP_S, _CONNECT_S = 3600.0, 60.0
 _MAX_CONNECTIONS, _MAX_KEEPALIVE = 1024, 256
 _CONTEXT_WORDS = re.compile(
-    r"context.{0,3}(length|window|size)|maximum.{0,20}tokens|too many tokens|prompt is too long|"
-    r"context_length_exceeded|exceeds? the (model'?s? )?(maximum|context)",
+    r"context.{0,3}(length|window|size)|context_length_exceeded|too many tokens|prompt is too long|"
+    r"input is too long|exceeds? the (model'?s? )?context",
     re.IGNORECASE,
 )
 
 
 class OpenAIBackend:
-    """Chat completions over HTTP with the official `openai` SDK (client built lazily, per loop)."""
+    """Chat completions over HTTP with the official `openai` SDK (client built lazily, per event loop)."""
 
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or PLACEHOLDER_KEY
         self._client: AsyncOpenAI | None = None
         self._http: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable as configuration (e.g. shipped to a worker process); clients are rebuilt there.
+        return self.__dict__ | {"_client": None, "_http": None, "_loop": None}
 
     @property
     def identity(self) -> str:
         return "openai:" + self.base_url
 
     def _sdk(self) -> AsyncOpenAI:
-        # Built on first use so the backend stays a cheap, picklable value until it talks.
-        # The SDK's own HTTP library (httpx in openai 1.x, httpx2 later) supplies the value types,
-        # taken from the SDK's exports so this works whichever one is installed.
-        if self._client is None:
+        # Built on first use so the backend stays a cheap, picklable value until it talks, and
+        # rebuilt under a new event loop (a second `asyncio.run`): pooled connections belong to
+        # the loop that opened them. The SDK's HTTP library (httpx in openai 1.x, httpx2 later)
+        # supplies the value types, taken from the SDK's exports so either works.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
             limits_type = type(openai.DEFAULT_CONNECTION_LIMITS)
             limits = limits_type(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_KEEPALIVE)
             timeout = openai.Timeout(_BACKSTOP_S, connect=_CONNECT_S)
@@ -75,6 +83,7 @@ class OpenAIBackend:
                 timeout=timeout,
                 http_client=self._http,
             )
+            self._loop = loop
         return self._client
 
     async def complete(self, request: CompletionRequest) -> Completion:
@@ -98,12 +107,12 @@ class OpenAIBackend:
         return _to_completion(response, request, time.monotonic() - started)
 
     async def aclose(self) -> None:
-        client, http = self._client, self._http
-        self._client = self._http = None
-        if client is not None:
-            await client.close()
-        if http is not None:
-            await http.aclose()
+        client, http, loop = self._client, self._http, self._loop
+        self._client = self._http = self._loop = None
+        if client is None or loop is not asyncio.get_running_loop():
+            return  # never used, or its connections died with the loop that opened them
+        await client.close()
+        await http.aclose()
 
 
 def _to_completion(response: object, request: CompletionRequest, latency_s: float) -> Completion:

@@ -12,7 +12,7 @@ from autoevol.data.records import Seed
 from autoevol.evolve.steps import Tally
 from autoevol.llm.client import LLM
 from autoevol.methods.hygiene import check_method_hygiene
-from autoevol.methods.method import EvolvingMethod
+from autoevol.methods.method import SLOT, EvolvingMethod
 from autoevol.methods.parse import parse_evolved
 from autoevol.prompts import analysis_messages, optimization_messages, parse_optimized_method
 from autoevol.types import user
@@ -74,21 +74,31 @@ class Proposer:
         tally.add(analysis)
         feedback = analysis.text.strip()
         if not feedback:
-            return Candidate(index, "", None, "empty_feedback")
+            return self._no_proposal(index, "", method, "empty_feedback")
         rewrite = await self.optimizer.chat(optimization_messages(steps_trajectory, feedback, method),
                                             phase="optimize.rewrite", **params)
         tally.add(rewrite)
         template = parse_optimized_method(rewrite.text)
         if template is None:
-            return Candidate(index, feedback, None, "no_optimized_method_block")
+            return self._no_proposal(index, feedback, method, "no_optimized_method_block")
         repaired = None
         if self.hygiene:
             fixed, reason = check_method_hygiene(template, method)
             if fixed is None:
                 return Candidate(index, feedback, None, reason)
             template, repaired = fixed, reason
+        elif SLOT not in template:
+            # The paper's code appends the instruction to the method text; without hygiene we do the
+            # same instead of failing the whole run when a rewrite drops the slot.
+            template, repaired = f"{template}\n{SLOT}", "appended_slot"
         child = method.derive(template, step=step, candidate=index, feedback=feedback)
         return Candidate(index, feedback, child, None, repaired)
+
+    def _no_proposal(self, index: int, feedback: str, method: EvolvingMethod, reason: str) -> Candidate:
+        """No usable rewrite: discarded with hygiene; without it the paper keeps the current method."""
+        if self.hygiene:
+            return Candidate(index, feedback, None, reason)
+        return Candidate(index, feedback, method, None, f"kept_parent:{reason}")
 
     async def propose(
         self, m: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int, tally: Tally

@@ -7,6 +7,7 @@ Every draw is a pure function of (seed, step), so a resumed run sees exactly the
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,22 +21,39 @@ class Split:
     train: tuple[Seed, ...]
 
     def minibatch(self, step: int, size: int, seed: int) -> tuple[Seed, ...]:
-        """Step `step` (1-based) gets the next `size` items of a per-epoch shuffle of `train`."""
-        start = (step - 1) * size
-        out: list[Seed] = []
-        for position in range(start, start + size):
-            epoch, offset = divmod(position, len(self.train))
-            order = list(range(len(self.train)))
-            random.Random(f"{seed}:epoch:{epoch}").shuffle(order)
-            out.append(self.train[order[offset]])
-        return tuple(out)
+        """Step `step` (1-based) gets the next `size` items of a stream of per-epoch shuffles of `train`.
+
+        A batch that straddles two epochs never holds an item twice: an item the new epoch repeats
+        is deferred to the next batch, so every epoch still covers each training item exactly once.
+        """
+        if step < 1:
+            raise ValueError(f"steps are numbered from 1, got {step}")
+        if not 1 <= size <= len(self.train):
+            raise ConfigError(f"a minibatch of {size} cannot be drawn from {len(self.train)} training items")
+        stream: deque[int] = deque()
+        epoch = 0
+        batch: list[int] = []
+        for _ in range(step):
+            batch, deferred = [], []
+            while len(batch) < size:
+                if not stream:
+                    order = list(range(len(self.train)))
+                    random.Random(f"{seed}:epoch:{epoch}").shuffle(order)
+                    stream.extend(order)
+                    epoch += 1
+                item = stream.popleft()
+                (deferred if item in batch else batch).append(item)
+            stream.extendleft(reversed(deferred))
+        return tuple(self.train[i] for i in batch)
 
 
 def make_split(seeds: Iterable[Seed], *, pool_size: int, dev_size: int, batch_size: int, seed: int) -> Split:
     """Reservoir-sample a pool of min(pool_size, N) seeds, then cut dev and train from it."""
     rng = random.Random(f"{seed}:pool")
     pool: list[Seed] = []
+    rows = 0
     for index, item in enumerate(seeds):
+        rows = index + 1
         if index < pool_size:
             pool.append(item)
         else:
@@ -44,6 +62,12 @@ def make_split(seeds: Iterable[Seed], *, pool_size: int, dev_size: int, batch_si
                 pool[slot] = item
     needed = dev_size + batch_size
     if len(pool) < needed:
+        if rows > len(pool):  # the pool cap, not the data, is what is too small
+            raise ConfigError(
+                f"the optimisation pool holds {len(pool)} of the data's {rows} usable rows but the split "
+                f"needs {needed} (dev {dev_size} + minibatch {batch_size}); raise --pool-size or lower "
+                "--dev-size/--batch-size"
+            )
         raise ConfigError(
             f"the data has {len(pool)} usable rows but the split needs {needed} "
             f"(dev {dev_size} + minibatch {batch_size}); lower --dev-size/--batch-size or add data"

@@ -174,13 +174,20 @@ def _check_resumable(path: Path, manifest: dict[str, Any], command: str, config:
         raise ResumeMismatchError(f"{path} holds an `autoevol {manifest.get('command')}` run, not `{command}`")
     if manifest.get("config_hash") == digest:
         return
-    old = manifest.get("config", {})
-    changed = sorted(set(_flatten(old).items()) ^ set(_flatten(config).items()))
-    names = sorted({name for name, _ in changed})
+    before, after = _flatten(manifest.get("config", {})), _flatten(config)
+    names = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    changes = [_describe_change(name, before.get(name), after.get(name)) for name in names]
     raise ResumeMismatchError(
-        f"{path} was started with a different configuration (changed: {', '.join(names) or 'unknown'}); "
+        f"{path} was started with a different configuration (changed: {', '.join(changes) or 'unknown'}); "
         "use the original settings to resume, or a new --out directory"
     )
+
+
+def _describe_change(name: str, before: str | None, after: str | None) -> str:
+    """`name old -> new` when both values are short enough to read in one line, else just `name`."""
+    if before is None or after is None or len(before) + len(after) > 60:
+        return name
+    return f"{name} {before} -> {after}"
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
