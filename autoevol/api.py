@@ -81,6 +81,34 @@ class _Session:
         return self.pool.llm(self.specs[role], backend=self.backends.get(role, fallback))
 
 
+@dataclass(slots=True)
+class _ProgressEvents:
+    """Feeds the progress view on every row and the event log every few seconds."""
+
+    s: _Session
+    every_s: float = 5.0
+    done: int = 0
+    total: int = 0
+    last: float = field(default_factory=time.monotonic)
+
+    def round(self, round_: int, total: int) -> None:
+        self.done, self.total = 0, total
+        self.s.view.start(f"evolve round {round_}", total)
+
+    def row(self, row: Any) -> None:
+        self.done += 1
+        self.s.view.advance(row.status, row.failure_category)
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            totals = self.s.pool.meter.total()
+            self.s.run.events.emit(
+                "progress", round=row.round, done=self.done, total=self.total, failures=dict(self.s.view.failures),
+                calls=totals.calls, cached_calls=totals.cached_calls,
+                tokens=totals.prompt_tokens + totals.completion_tokens,
+            )
+
+
 async def _session(
     command: str, source: DataSource, roles: Roles, out: Path, config: dict[str, Any], exec_settings: ExecSettings,
     backends: Mapping[str, Backend] | None, body: Callable[[_Session], Any],
@@ -110,10 +138,10 @@ async def _evolve_phase(
     exec_settings: ExecSettings, started: float, optimization: OptimizeOutcome | None = None,
 ) -> EvolveResult:
     models = Models(evol=s.llm("evol"), responder=s.llm("responder"))
+    ticker = _ProgressEvents(s)
     stats = await evolve_dataset(
         source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
-        on_row=lambda row: s.view.advance(row.status, row.failure_category),
-        on_round=lambda r, total: s.view.start(f"evolve round {r}/{settings.rounds}", total),
+        on_row=ticker.row, on_round=ticker.round,
     )
     usage = s.pool.meter.snapshot()
     extra = {"seconds": round(time.monotonic() - started, 2), "usage": usage}

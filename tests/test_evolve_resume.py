@@ -10,16 +10,21 @@ import signal
 import sqlite3
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from autoevol.api import Roles
+from autoevol.api import Roles, evolve_async
 from autoevol.config import EvolveSettings, ExecSettings, config_hash
-from autoevol.errors import BudgetExhausted, ResumeMismatchError
+from autoevol.errors import BudgetExhausted, ConfigError, DataError, ResumeMismatchError
+from autoevol.evolve.pipeline import DataSource
 from autoevol.llm.fake import ScriptedBackend
 from autoevol.methods import load_method
+from autoevol.methods.method import EvolvingMethod
 from autoevol.store.run import SCHEMA_VERSION, RunDir, StateDB
 from tests.fixtures.evolve_server import CLI, REPO, cli_env, fake_server, run_cli, write_seeds
 from tests.test_evolve_pipeline import EVOL, Script, run, write_jsonl
@@ -62,7 +67,9 @@ async def test_changed_configuration_refuses_to_resume_naming_the_field(tmp_path
 
 def test_run_dir_refuses_another_command_or_schema(tmp_path: Path) -> None:
     config = {"evolve": {"rounds": 1}}
-    RunDir.open(tmp_path / "run", command="evolve", config=config).close()
+    run_dir = RunDir.open(tmp_path / "run", command="evolve", config=config)
+    run_dir.state.put("evolve|m|s|1", phase="evolve", round=1, seq=0, payload={})
+    run_dir.close()
     with pytest.raises(ResumeMismatchError, match="holds an `autoevol evolve` run, not `optimize`"):
         RunDir.open(tmp_path / "run", command="optimize", config=config)
     manifest_path = tmp_path / "run" / "manifest.json"
@@ -73,6 +80,42 @@ def test_run_dir_refuses_another_command_or_schema(tmp_path: Path) -> None:
         RunDir.open(tmp_path / "run", command="evolve", config=config)
     with pytest.raises(ResumeMismatchError, match="not an autoevol run directory"):
         RunDir.load_manifest(tmp_path)
+
+
+async def test_a_run_that_computed_nothing_starts_over_with_a_new_configuration(tmp_path: Path) -> None:
+    empty = tmp_path / "seeds.jsonl"
+    empty.write_text("")
+    out = tmp_path / "run"
+    with pytest.raises(DataError, match="no rows"):
+        await run(empty, out, Script())
+    backend = ScriptedBackend(Script())
+    with pytest.raises(ConfigError, match="unknown rule set 'strict'; choose one of paper, "):
+        await run(write_jsonl(empty, SEEDS[:2]), out, backend, EvolveSettings(rule_set="strict"))
+    assert backend.calls == 0  # refused before paying for anything
+    result = await run(empty, out, backend)  # the data and the settings changed, but nothing was lost
+    assert result.summary["rounds"][0]["accepted"] == 2
+    with pytest.raises(ResumeMismatchError):  # now there is something to protect
+        await run(empty, out, backend, EvolveSettings(rounds=2))
+
+
+async def test_rerun_retries_rows_that_failed_on_a_model_error_only(tmp_path: Path) -> None:
+    rows = [*SEEDS[:3], {"id": "down", "instruction": "Explain snow [error]"},
+            {"id": "stag", "instruction": "Name a bird [stagnant]"}]
+    data = write_jsonl(tmp_path / "seeds.jsonl", rows)
+    first = await run(data, tmp_path / "run", Script())
+    assert first.summary["rounds"][0]["categories"] == {"model_error": 1, "stagnant_complexity": 1}
+
+    class Recovered(Script):  # the server is back
+        def evolve(self, method: EvolvingMethod, instruction: str) -> str:
+            return super().evolve(method, instruction.replace("[error]", "[fixed]")).replace("[fixed]", "[error]")
+
+    backend = ScriptedBackend(Recovered())
+    second = await run(data, tmp_path / "run", backend)
+    assert backend.calls == 2  # one rewrite + one answer for the failed row; the rejected one stays rejected
+    assert second.summary["rounds"][0] == {"round": 1, "inputs": 5, "accepted": 4, "rejected": 1, "failed": 0,
+                                           "categories": {"stagnant_complexity": 1}}
+    evolved = [json.loads(line) for line in (tmp_path / "run/output/evolved.jsonl").read_text().splitlines()]
+    assert [r["seed_id"] for r in evolved] == ["r0", "r1", "r2", "down"]
 
 
 # -- same configuration ------------------------------------------------------------------------------
@@ -89,9 +132,6 @@ async def test_same_configuration_resumes_and_skips_finished_units(
     monkeypatch.setenv("AUTOEVOL_HOME", str(tmp_path / "home-1"))
     out = tmp_path / "run"
     first = ScriptedBackend(Script())
-    from autoevol.api import evolve_async
-    from autoevol.evolve.pipeline import DataSource
-
     with pytest.raises(BudgetExhausted):
         await evolve_async(DataSource(data), methods=(load_method("initial"),), roles=Roles(evol=EVOL), out=out,
                            settings=settings, exec_settings=ExecSettings(quiet=True, max_calls=7),
@@ -116,8 +156,8 @@ async def test_same_configuration_resumes_and_skips_finished_units(
 
 # -- kill -9 a real process -------------------------------------------------------------------------
 
-N_SEEDS = 40
-GATED_FROM = 16  # seeds from here on wait at the server until the gate file exists
+N_SEEDS = 30
+GATED_FROM = 12  # seeds from here on wait at the server until the gate file exists
 
 
 def seed_tags(i: int) -> str:
@@ -167,54 +207,61 @@ def start_and_kill(args: list[str], *, home: Path, cwd: Path, db: Path, at_least
     return unit_count(db)
 
 
-def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(tmp_path: Path) -> None:
-    write_seeds(tmp_path / "seeds.jsonl", N_SEEDS, seed_tags)
+@dataclass(frozen=True)
+class Reference:
+    files: dict[str, bytes]
+    parquet: pa.Table
+    summary: dict[str, Any]
+    paid_requests: int
 
-    # The uninterrupted reference, with its own cache and server (so nothing is replayed from it).
-    with fake_server(latency=0.02) as server:
-        done = run_cli(evolve_args(server.url, "runs/full"), home=tmp_path / "home-full", cwd=tmp_path)
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    """The uninterrupted run, with its own cache and server (so nothing is replayed from it)."""
+    tmp = tmp_path_factory.mktemp("reference")
+    write_seeds(tmp / "seeds.jsonl", N_SEEDS, seed_tags)
+    with fake_server(latency=0.01) as server:
+        done = run_cli(evolve_args(server.url, "runs/full"), home=tmp / "home", cwd=tmp)
         assert done.returncode == 0, done.stderr
-    paid_uninterrupted = server.stats["requests"]
-    reference = files(tmp_path / "runs" / "full")
-    summary = json.loads((tmp_path / "runs/full/output/summary.json").read_text())
+    out = tmp / "runs" / "full" / "output"
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds"][0]["inputs"] == N_SEEDS and summary["rounds"][0]["rejected"] > 0
-    total_units = sum(r["inputs"] for r in summary["rounds"])
+    return Reference(files(out.parent), pq.read_table(out / "evolved.parquet"), summary, server.stats["requests"])
 
-    # Killed while gated requests hang at the server: some units are stored, the run cannot have finished.
-    home, gate = tmp_path / "home-a", tmp_path / "gate-a"
-    with fake_server(latency=0.02, gate=gate) as server:
-        db = tmp_path / "runs" / "a" / "state.db"
-        stored = start_and_kill(evolve_args(server.url, "runs/a"), home=home, cwd=tmp_path, db=db, at_least=5)
+
+def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(tmp_path: Path, reference: Reference) -> None:
+    write_seeds(tmp_path / "seeds.jsonl", N_SEEDS, seed_tags)
+    total_units = sum(r["inputs"] for r in reference.summary["rounds"])
+    home, gate, run_dir = tmp_path / "home", tmp_path / "gate", tmp_path / "runs" / "a"
+    with fake_server(latency=0.01, gate=gate) as server:
+        # Killed while gated requests hang at the server: some units are stored, the run cannot have finished.
+        stored = start_and_kill(evolve_args(server.url, "runs/a"), home=home, cwd=tmp_path,
+                                db=run_dir / "state.db", at_least=5)
         assert 5 <= stored <= GATED_FROM < total_units
-        assert json.loads((tmp_path / "runs/a/manifest.json").read_text())["status"] == "running"
-        assert not (tmp_path / "runs/a/output/evolved.jsonl").exists()
+        assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+        assert not (run_dir / "output" / "evolved.jsonl").exists()
         gate.touch()
         again = run_cli(evolve_args(server.url, "runs/a"), home=home, cwd=tmp_path)
         assert again.returncode == 0, again.stderr
         assert f"round 1: {N_SEEDS} in" in again.stdout
-    assert files(tmp_path / "runs" / "a") == reference
-    assert json.loads((tmp_path / "runs/a/output/summary.json").read_text())["rounds"] == summary["rounds"]
-    assert json.loads((tmp_path / "runs/a/manifest.json").read_text())["status"] == "finished"
+    assert files(run_dir) == reference.files
+    assert pq.read_table(run_dir / "output" / "evolved.parquet").equals(reference.parquet)
+    assert json.loads((run_dir / "output" / "summary.json").read_text())["rounds"] == reference.summary["rounds"]
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"
     # At most the calls in flight at the kill (the endpoint allows 4) were paid twice.
-    assert paid_uninterrupted <= server.stats["requests"] <= paid_uninterrupted + 4
-    table = pq.read_table(tmp_path / "runs/a/output/evolved.parquet")
-    assert table.equals(pq.read_table(tmp_path / "runs/full/output/evolved.parquet"))
+    assert reference.paid_requests <= server.stats["requests"] <= reference.paid_requests + 4
 
 
-def test_sigkill_then_autoevol_resume_from_another_directory(tmp_path: Path) -> None:
+def test_sigkill_then_autoevol_resume_from_another_directory(tmp_path: Path, reference: Reference) -> None:
     write_seeds(tmp_path / "seeds.jsonl", N_SEEDS, seed_tags)
-    with fake_server() as server:
-        done = run_cli(evolve_args(server.url, "runs/full"), home=tmp_path / "home-full", cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-
-    home, gate = tmp_path / "home-b", tmp_path / "gate-b"
-    with fake_server(latency=0.02, gate=gate) as server:
-        db = tmp_path / "runs" / "b" / "state.db"
-        stored = start_and_kill(evolve_args(server.url, "runs/b"), home=home, cwd=tmp_path, db=db, at_least=3)
+    home, gate, run_dir = tmp_path / "home", tmp_path / "gate", tmp_path / "runs" / "b"
+    with fake_server(latency=0.01, gate=gate) as server:
+        stored = start_and_kill(evolve_args(server.url, "runs/b"), home=home, cwd=tmp_path,
+                                db=run_dir / "state.db", at_least=3)
         assert 3 <= stored <= GATED_FROM
         gate.touch()
         # The run was started with relative paths; `resume` works from anywhere with just the directory.
-        resumed = run_cli(["resume", str(tmp_path / "runs" / "b")], home=home, cwd=REPO)
+        resumed = run_cli(["resume", str(run_dir)], home=home, cwd=REPO)
         assert resumed.returncode == 0, resumed.stderr
         assert f"round 1: {N_SEEDS} in" in resumed.stdout
-    assert files(tmp_path / "runs" / "b") == files(tmp_path / "runs" / "full")
+    assert files(run_dir) == reference.files

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sqlite3
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from autoevol.optimize.estimate import estimate
 from autoevol.optimize.job import OptimizeOutcome
 from autoevol.store.run import RunDir
 from autoevol.types import user
-from tests.support.optimize_script import Child, World, scripted_world, tag, write_data
+from tests.support.optimize_script import FAIL_ANSWER, Child, World, scripted_world, tag, write_data
 
 E0 = load_method("initial")
 ROLES = Roles(
@@ -70,6 +73,19 @@ def lambdas(step: Mapping[str, Any]) -> dict[int, float]:
     return {int(k): v["lambda"] for k, v in step["scores"].items()}
 
 
+def stored(run: Path, name: str) -> Any:
+    """A value from the run's state.db, read without reopening the run."""
+    with closing(sqlite3.connect(f"file:{run / 'state.db'}?mode=ro", uri=True)) as db:
+        row = db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def verdicts(run: Path, method_id: str) -> list[dict[str, Any]]:
+    with closing(sqlite3.connect(f"file:{run / 'state.db'}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT payload FROM units WHERE key LIKE ?", (f"score|{method_id}|%",)).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
 def child_id(parent_template: str, name: str, quality: int, length: int = 40) -> str:
     return E0.derive(f"{tag(name, quality, length)}\n{parent_template}").id
 
@@ -88,6 +104,14 @@ def test_the_lowest_lambda_candidate_is_selected(data: Path, tmp_path: Path) -> 
     assert outcome.best_lambda == 0.0
     # λ comes with a Wilson interval: 0/10 -> [0, 0.2775]
     assert step["scores"]["1"]["ci95"] == [0.0, 0.2775]
+    # Everything behind the step is persisted: trajectory, candidates and per-item dev verdicts.
+    run = tmp_path / "run"
+    assert len(stored(run, "opt/1/trajectory")) == 3
+    assert [c["index"] for c in stored(run, "opt/1/candidates")] == [0, 1, 2]
+    for index, score in step["scores"].items():
+        items = verdicts(run, score["method_id"])
+        assert len(items) == 10 and sum(v["failed"] for v in items) == score["failures"], index
+        assert all(v["response"] == FAIL_ANSWER for v in items if v["failed"])
 
 
 def test_the_incumbent_is_kept_when_every_candidate_is_worse(data: Path, tmp_path: Path) -> None:
@@ -125,8 +149,9 @@ def test_a_full_tie_goes_to_the_lower_index_and_the_incumbent_wins_its_ties(data
     world = scripted_world({"e0": [Child("a", 9), Child("b", 0), Child("c", 0)]})
     optimize(data, tmp_path / "one", world, settings())
     assert report(tmp_path / "one")["steps"][0]["selected"] == 1
-    # A candidate that behaves exactly like the incumbent (q5, same answers) does not replace it.
-    world = scripted_world({"e0": [Child("a", 5), Child("b", 9)]})
+    # A candidate that behaves exactly like the incumbent (q5, a name as long as "e0", so the same
+    # λ and the same length ratio) does not replace it.
+    world = scripted_world({"e0": [Child("zz", 5), Child("b", 9)]})
     optimize(data, tmp_path / "two", world, settings(candidates=2))
     step = report(tmp_path / "two")["steps"][0]
     assert step["scores"]["0"]["lambda"] == step["scores"]["-1"]["lambda"]
@@ -166,6 +191,7 @@ def test_paper_preset_returns_the_last_selected_method(data: Path, tmp_path: Pat
     assert outcome.best.parent_id == steps[0]["candidates"][0]["method_id"]
     assert outcome.best_lambda == steps[1]["lambda"]
     manifest = RunDir.load_manifest(tmp_path / "run")
+    assert manifest["config"]["optimize"] == paper.model_dump(mode="json")  # every resolved setting
     assert manifest["config"]["optimize"]["incumbent_competes"] is False
     assert manifest["config"]["optimize"]["return_best"] is False
     assert manifest["config"]["evolve"]["rule_set"] == "paper"
@@ -208,11 +234,7 @@ def test_hygiene_repairs_or_discards_and_records_why(data: Path, tmp_path: Path)
     assert step["selected"] == 0
     assert outcome.best.has_slot and outcome.best.template.endswith("#Instruction#:\n{instruction}")
     # The full record in the run state keeps every candidate's feedback next to its verdict.
-    run = RunDir.open(tmp_path / "run", command="optimize", config=RunDir.load_manifest(tmp_path / "run")["config"])
-    try:
-        record = run.state.read("opt/1/record")
-    finally:
-        run.close()
+    record = stored(tmp_path / "run", "opt/1/record")
     assert all(c["feedback"] for c in record["candidates"])
     assert record["candidates"][1]["method"] is None
 
@@ -254,8 +276,10 @@ def test_screening_spends_fewer_calls_and_selects_the_same_method(
     assert screen_calls < full_calls
 
 
+# 2: inside the trajectory; 5: inside the proposals; 40: inside step 1's dev scoring; 80: in step 2.
+@pytest.mark.parametrize("max_calls", [2, 5, 40, 80])
 def test_a_budget_stop_is_resumable_without_paying_twice(
-    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_calls: int
 ) -> None:
     plan = {"e0": [Child("a", 2), Child("b", 4)], "a": [Child("c", 0), Child("d", 6)]}
     opt = settings(steps=2, candidates=2)
@@ -268,11 +292,11 @@ def test_a_budget_stop_is_resumable_without_paying_twice(
     monkeypatch.setenv("AUTOEVOL_HOME", str(tmp_path / "home"))
     first = scripted_world(plan)
     with pytest.raises(BudgetExhausted):
-        optimize(data, tmp_path / "run", first, opt, max_calls=40)
+        optimize(data, tmp_path / "run", first, opt, max_calls=max_calls)
     manifest = RunDir.load_manifest(tmp_path / "run")
     assert manifest["status"] == "stopped" and "budget" in manifest["reason"]
     paid_first = first.evol.calls + first.optimizer.calls
-    assert 40 <= paid_first < total
+    assert max_calls <= paid_first < total
     assert not (tmp_path / "run" / "output" / "best_method.json").exists()
 
     second = scripted_world(plan)
@@ -303,6 +327,8 @@ def test_best_method_artifact_loads_and_carries_lineage(data: Path, tmp_path: Pa
     assert lineage["selected_on"]["models"]["evol"]["model"] == "openai:evol"
     assert lineage["selected_on"]["models"]["optimizer"]["model"] == "openai:opt"
     assert lineage["selected_on"]["data"]["path"] == str(data)
+    dev_set = lineage["selected_on"]["dev_set"]
+    assert dev_set["size"] == 10 and dev_set["hash"].startswith("d-")
     # The feedback that produced it and where it came from travel with the method.
     assert method.metadata["feedback"].startswith("Case 0 failed")
     assert method.metadata["step"] == 2 and method.metadata["candidate"] == 0
@@ -354,3 +380,27 @@ def test_cost_estimate_matches_the_calls_one_step_really_makes(data: Path, tmp_p
     assert world.optimizer.calls == 2 * 3
     assert world.evol.calls == 3 + (3 + 1) * 6 * 2
     assert got.optimize_calls == world.evol.calls + world.optimizer.calls
+
+
+def test_screening_benchmark_runs_and_reports_the_ratio(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bench.screening import main
+
+    monkeypatch.setenv("AUTOEVOL_HOME", str(tmp_path / "untouched"))
+    assert main(["--steps", "2", "--rows", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "call ratio screening/paper: 0." in out and "(same)" in out
+    assert os.environ["AUTOEVOL_HOME"] == str(tmp_path / "untouched")  # the benchmark restores it
+
+
+def test_screening_without_a_competing_incumbent_still_selects_a_candidate(data: Path, tmp_path: Path) -> None:
+    # Paper preset (the incumbent does not compete) + screening, every candidate worse than e0 on
+    # the slice: the slice's best candidates still get the full dev set and one is selected.
+    world = scripted_world({"e0": [Child("a", 10), Child("b", 9, length=41), Child("c", 10, length=42)]})
+    paper = optimize_settings("paper", **(SMALL | {"screen_size": 3}))
+    outcome = optimize(data, tmp_path / "run", world, paper, evolve=evolve_settings("paper"))
+    step = report(tmp_path / "run")["steps"][0]
+    assert step["selected"] in (0, 1, 2) and step["lambda"] is not None
+    assert "-1" not in step["scores"]
+    assert outcome.best.id == step["candidates"][step["selected"]]["method_id"]

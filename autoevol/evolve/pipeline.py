@@ -3,6 +3,9 @@
 Round 1 streams seeds from the input file; round k streams round k-1's stored rows. Each finished
 unit is stored in the run's state under a content key before anything else happens, so a kill
 loses at most the units in flight. Final files are rebuilt from the state in input order.
+
+A bad row either becomes a `failed` row (on_bad_row="skip") or stops the intake of new rows
+("fail"): the units in flight still finish and are stored before the DataError is raised.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import Any
 from autoevol.config import EvolveSettings
 from autoevol.data.readers import count_rows, iter_seeds
 from autoevol.data.records import BadRow, OutputRow, Turn
-from autoevol.errors import DataError
-from autoevol.evolve.steps import Job, Models, pick_method, row_id, run_job
+from autoevol.detect import RULE_SETS
+from autoevol.errors import ConfigError, DataError
+from autoevol.evolve.steps import MODEL_ERROR, Job, Models, pick_method, row_id, run_job
 from autoevol.executor import Executor
 from autoevol.methods.method import EvolvingMethod
 from autoevol.store.run import RunDir
@@ -34,6 +38,12 @@ class DataSource:
     id_field: str | None = None
     on_bad_row: str = "fail"
     limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_bad_row not in ("fail", "skip"):
+            raise ConfigError(f"on_bad_row must be 'fail' or 'skip', got {self.on_bad_row!r}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1, got {self.limit}")
 
     def describe(self) -> dict[str, Any]:
         stat = self.path.stat() if self.path.is_file() else None
@@ -144,7 +154,12 @@ async def evolve_dataset(
     on_row: ProgressHook | None = None,
     on_round: Callable[[int, int], None] | None = None,
 ) -> list[RoundStats]:
-    """Run (or finish) every round; returns per-round counts that reconcile with the inputs."""
+    """Run (or finish) every round; returns per-round counts that reconcile with the inputs.
+
+    A unit already stored is skipped, except a `failed` row caused by a model error (server down,
+    deadline...): running the same command again retries exactly those.
+    """
+    _check_settings(methods, settings)
     methods_id = "+".join(m.id for m in methods)
     stats: list[RoundStats] = []
     for round_ in range(1, settings.rounds + 1):
@@ -153,7 +168,7 @@ async def evolve_dataset(
         if on_round:
             on_round(round_, total)
         round_stats = RoundStats(round_)
-        done = run.state.keys(PHASE)
+        done = run.state.keys(PHASE, skip_flagged="retry")
         run.events.emit("round_started", round=round_, inputs=total)
 
         async def work(item: tuple[Job, BadRow | None]) -> OutputRow:
@@ -165,7 +180,7 @@ async def evolve_dataset(
         def store(item: tuple[Job, BadRow | None], row: OutputRow) -> None:
             job = item[0]
             run.state.put(unit_key(methods_id, job.seed_id, job.round), phase=PHASE, round=job.round, seq=job.seq,
-                          payload={"seq": job.seq, "row": row.to_dict(),
+                          payload={"seq": job.seq, "row": row.to_dict(), "retry": row.failure_category == MODEL_ERROR,
                                    "input_turns": [{"role": t.role, "content": t.content} for t in job.turns]})
             if on_row:
                 on_row(row)
@@ -182,6 +197,14 @@ async def evolve_dataset(
         stats.append(round_stats)
         run.events.emit("round_finished", **round_stats.to_dict(), seconds=round(time.monotonic() - started, 3))
     return stats
+
+
+def _check_settings(methods: tuple[EvolvingMethod, ...], settings: EvolveSettings) -> None:
+    # Caught here, before any call is paid for, rather than by the first row that reaches `detect`.
+    if not methods:
+        raise ConfigError("no evolving method given")
+    if settings.rule_set not in RULE_SETS:
+        raise ConfigError(f"unknown rule set {settings.rule_set!r}; choose one of {', '.join(RULE_SETS)}")
 
 
 def _round_total(source: DataSource, run: RunDir, round_: int, settings: EvolveSettings) -> int:

@@ -20,6 +20,8 @@ from autoevol.types import Completion, Message, user
 
 #: Errors that no other item can escape either: stop the run instead of failing every row.
 SYSTEMIC = (AuthError, ModelNotFoundError, BudgetExhausted)
+#: The failure category of a row whose model call failed; such units are retried on a rerun.
+MODEL_ERROR = "model_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,7 @@ async def run_job(
     except SYSTEMIC:
         raise
     except BackendError as error:
-        return OutputRow(**base, status="failed", failure_category="model_error", failure_rule=None,
+        return OutputRow(**base, status="failed", failure_category=MODEL_ERROR, failure_rule=None,
                          error=f"{type(error).__name__}: {error}", instruction="", response="", messages=(),
                          prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens)
 

@@ -70,10 +70,12 @@ class LLM:
         if cached is not None:
             self.meter.record(self.label, phase, cached)
             return cached
-        if self.budget:
-            self.budget.check(self.meter)
         try:
-            completion = await self.endpoint.complete(request)
+            if self.budget:
+                with self.budget.spend(self.meter):
+                    completion = await self.endpoint.complete(request)
+            else:
+                completion = await self.endpoint.complete(request)
         except BackendError:
             self.meter.record_error(self.label, phase)
             raise

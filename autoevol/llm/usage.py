@@ -7,6 +7,8 @@ it for progress bars and budgets (`Budget.check`).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from autoevol.errors import BudgetExhausted
@@ -68,18 +70,32 @@ class UsageMeter:
         return [{"model": m, "phase": p, **c.to_dict()} for (m, p), c in sorted(self._by_key.items())]
 
 
-@dataclass(frozen=True, slots=True)
 class Budget:
-    """Hard limits on paid calls and tokens; None means unlimited."""
+    """Hard limits on paid calls and tokens, shared by every role; None means unlimited.
 
-    max_calls: int | None = None
-    max_tokens: int | None = None
+    Calls in flight count against `max_calls`, so concurrent requests cannot overshoot it. Tokens
+    are only known afterwards: a token budget can be exceeded by what the calls in flight spend.
+    """
+
+    def __init__(self, max_calls: int | None = None, max_tokens: int | None = None) -> None:
+        self.max_calls, self.max_tokens = max_calls, max_tokens
+        self.in_flight = 0
 
     def check(self, meter: UsageMeter) -> None:
         total = meter.total()
-        if self.max_calls is not None and total.paid_calls >= self.max_calls:
+        if self.max_calls is not None and total.paid_calls + self.in_flight >= self.max_calls:
             raise BudgetExhausted(f"call budget reached: {total.paid_calls} paid calls (max {self.max_calls})")
         if self.max_tokens is not None and total.paid_tokens >= self.max_tokens:
             raise BudgetExhausted(
                 f"token budget reached: {total.paid_tokens} paid tokens (max {self.max_tokens})"
             )
+
+    @contextmanager
+    def spend(self, meter: UsageMeter) -> Iterator[None]:
+        """Reserve one call for the duration of a request, after checking the limits."""
+        self.check(meter)
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1

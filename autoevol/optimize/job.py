@@ -70,7 +70,7 @@ def lineage(state: LoopState, models: dict[str, Any], data: dict[str, Any]) -> d
             for r in state.history
         ],
         "best_lambda": state.best_score.rate if state.best_score else None,
-        "selected_on": {"models": models, "data": data},
+        "selected_on": {"models": models, "data": data, "dev_set": state.dev_set},
     }
 
 

@@ -32,6 +32,7 @@ class LoopState:
     best_score: Score | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     since_improvement: int = 0
+    dev_set: dict[str, Any] = field(default_factory=dict)  # what every λ was measured on: size and hash
 
 
 @dataclass(slots=True)
@@ -96,20 +97,29 @@ class Optimizer:
         screened: list[int] = []
         if s.screen_size and s.screen_size < len(self.split.dev):
             # Cheap first pass: only candidates not worse than the incumbent on a slice get the full dev set.
-            bar = await self.score(current, s.screen_size)
-            slices = await asyncio.gather(*(self.score(c.method, s.screen_size) for c in usable if c.method))
-            keep = [c for c, sc in zip(usable, slices, strict=True) if sc.failures <= bar.failures]
+            bar, *slices = await asyncio.gather(
+                self.score(current, s.screen_size), *(self.score(c.method, s.screen_size) for c in usable if c.method)
+            )
+            limit = bar.failures
+            if not s.incumbent_competes and slices and min(sc.failures for sc in slices) > limit:
+                # Nobody beats the incumbent on the slice, but the incumbent cannot be kept: the
+                # candidates that did best on the slice go on, so the step still selects one.
+                limit = min(sc.failures for sc in slices)
+            keep = [c for c, sc in zip(usable, slices, strict=True) if sc.failures <= limit]
             screened = [c.index for c in usable if c not in keep]
             usable = keep
         methods = [c.method for c in usable if c.method is not None]
-        scores = await asyncio.gather(*(self.score(m) for m in methods))
-        entries = [Entry(c.index, sc) for c, sc in zip(usable, scores, strict=True)]
         if s.incumbent_competes:
-            entries.append(Entry(-1, await self.score(current)))
+            methods.append(current)  # scored alongside the candidates, not after them
+        scores = await asyncio.gather(*(self.score(m) for m in methods))
+        entries = [Entry(c.index, sc) for c, sc in zip(usable, scores[: len(usable)], strict=True)]
+        if s.incumbent_competes:
+            entries.append(Entry(-1, scores[-1]))
         return entries, screened
 
     async def run_loop(self, initial: EvolvingMethod) -> LoopState:
-        state = LoopState(current=initial, best=initial)
+        state = LoopState(current=initial, best=initial,
+                          dev_set={"size": len(self.split.dev), "hash": self.split.dev_hash()})
         for t in range(1, self.settings.steps + 1):
             record = self.run.state.read(f"opt/{t}/record")
             if record is None:

@@ -6,6 +6,8 @@ Every draw is a pure function of (seed, step), so a resumed run sees exactly the
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections import deque
 from collections.abc import Iterable
@@ -19,6 +21,13 @@ from autoevol.errors import ConfigError
 class Split:
     dev: tuple[Seed, ...]
     train: tuple[Seed, ...]
+
+    def dev_hash(self) -> str:
+        """A content hash of the dev set (ids and instructions, in order): what every λ was measured on."""
+        digest = hashlib.sha256()
+        for item in self.dev:
+            digest.update(json.dumps([item.seed_id, item.instruction], ensure_ascii=False).encode("utf-8"))
+        return "d-" + digest.hexdigest()[:16]
 
     def minibatch(self, step: int, size: int, seed: int) -> tuple[Seed, ...]:
         """Step `step` (1-based) gets the next `size` items of a stream of per-epoch shuffles of `train`.

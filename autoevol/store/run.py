@@ -9,7 +9,7 @@ A unit's key names what determines its result (phase, method id, seed id, round.
 run skips finished units and a changed method never reuses a stale one. Final outputs are always
 rebuilt from state.db in input order, which is why an interrupted-then-resumed run writes the same
 bytes as an uninterrupted one. A changed configuration refuses to resume: the manifest's hash must
-match.
+match, unless the directory holds nothing computed yet (then the new configuration starts over).
 """
 
 from __future__ import annotations
@@ -62,8 +62,17 @@ class StateDB:
         row = self._db.execute("SELECT payload FROM units WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def keys(self, phase: str) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT key FROM units WHERE phase = ?", (phase,))}
+    def keys(self, phase: str, *, skip_flagged: str | None = None) -> set[str]:
+        """A phase's unit keys; with `skip_flagged`, leave out units whose payload sets that flag true."""
+        sql, args = "SELECT key FROM units WHERE phase = ?", [phase]
+        if skip_flagged is not None:
+            sql += " AND NOT coalesce(json_extract(payload, ?), 0)"
+            args.append(f"$.{skip_flagged}")
+        return {row[0] for row in self._db.execute(sql, args)}
+
+    def is_empty(self) -> bool:
+        """Nothing computed yet: no unit and no key/value state."""
+        return self._db.execute("SELECT EXISTS (SELECT 1 FROM units) OR EXISTS (SELECT 1 FROM kv)").fetchone()[0] == 0
 
     def iter_phase(self, phase: str, round: int | None = None) -> Iterator[dict[str, Any]]:
         """Payloads in (round, seq) order: the deterministic output order."""
@@ -129,12 +138,14 @@ class RunDir:
         path.mkdir(parents=True, exist_ok=True)
         manifest_path = path / "manifest.json"
         digest = config_hash(config)
-        if manifest_path.exists():
+        if manifest_path.exists() and not _nothing_computed(path):
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             _check_resumable(path, manifest, command, config, digest)
             run = cls(path, manifest)
             run.set_status("running", operational=operational or manifest.get("operational", {}))
             return run
+        # New, or an attempt that stopped before computing anything (a typo, an empty file): a changed
+        # configuration has nothing to invalidate, so it simply starts over.
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "command": command,
@@ -162,6 +173,14 @@ class RunDir:
     def close(self) -> None:
         self.state.close()
         self.events.close()
+
+
+def _nothing_computed(path: Path) -> bool:
+    state = StateDB(path / "state.db")
+    try:
+        return state.is_empty()
+    finally:
+        state.close()
 
 
 def _check_resumable(path: Path, manifest: dict[str, Any], command: str, config: dict[str, Any], digest: str) -> None:

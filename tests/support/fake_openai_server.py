@@ -108,6 +108,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like real servers; every answer has Content-Length
+    disable_nagle_algorithm = True  # small replies would otherwise wait ~40 ms for a delayed ACK
     server: _HTTPServer
 
     def setup(self) -> None:
@@ -188,6 +189,7 @@ def make_reply(spec: str) -> Reply:
         if module_spec is None or module_spec.loader is None:
             raise ValueError(f"cannot import {path}")
         module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_spec.name] = module  # dataclasses look their module up while the file runs
         module_spec.loader.exec_module(module)
         fn: Reply = getattr(module, func)
         return fn

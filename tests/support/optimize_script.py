@@ -5,7 +5,8 @@ Data: seed `i` reads "Question i: ...". A method carries a tag line such as
 `[NAME=a QUALITY=q3 LEN=040]`; the initial method has none and behaves like `DEFAULT_QUALITY`.
 
 * Evol LLM, asked to rewrite (one user turn holding a rendered method): replies in the initial
-  method's format and appends the method's `[QUALITY=qK LEN=NNN]` to the rewritten instruction.
+  method's format and appends the method's `[NAME=n QUALITY=qK LEN=NNN]` to the rewritten
+  instruction (so methods with equal-length names write equal-length instructions).
 * Evol LLM, asked to answer (system prompt + instruction): fails ("What would you like me to
   do?") when `i % 10 < K`, so q0 never fails, q10 always fails and the failure sets are nested;
   otherwise answers with exactly NNN characters (which moves the length-ratio tie-break).
@@ -16,8 +17,9 @@ Data: seed `i` reads "Question i: ...". A method carries a tag line such as
 
 Everything is a pure function of the request, so runs are deterministic and resumable. The same
 functions drive `ScriptedBackend`s in-process and the fake OpenAI server in a subprocess
-(`pyfile:tests/support/optimize_script.py:server_reply`, which cannot see sample indexes and so
-plays candidate 0 for every sample).
+(`server_reply`, which cannot see sample indexes and so plays candidate 0 for every sample). The
+server loads it through a one-line shim file (`from tests.support.optimize_script import
+server_reply`): its `pyfile:` loader does not register the module, which breaks dataclasses.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ INITIAL = load_method("initial").template
 FINAL = "#Finally Rewritten Instruction#:"
 
 _METHOD_TAG_RE = re.compile(r"\[NAME=(?P<name>[\w-]+) QUALITY=q(?P<q>\d+) LEN=(?P<len>\d+)\]")
-_INSTR_TAG_RE = re.compile(r"\s*\[QUALITY=q(?P<q>\d+) LEN=(?P<len>\d+)\]")
+_INSTR_TAG_RE = re.compile(r"\s*\[NAME=[\w-]+ QUALITY=q(?P<q>\d+) LEN=(?P<len>\d+)\]")
 _QUESTION_RE = re.compile(r"Question (\d+):")
 _ANALYZE_HEAD = load_template("analyze")[:60]
 _OPTIMIZE_HEAD = load_template("optimize")[:60]
@@ -124,7 +126,9 @@ def evol_reply(messages: Messages, default_quality: int = DEFAULT_QUALITY) -> st
     method_part, _, instruction = prompt.rpartition("#Instruction#:")
     quality, length = method_behaviour(method_part, default_quality)
     original = _INSTR_TAG_RE.sub("", instruction).strip()
-    rewritten = f"{original} Show each step of the calculation. [QUALITY=q{quality} LEN={length:03d}]"
+    # The method's name goes in too: two different methods never write the very same instruction.
+    name = method_name(method_part)
+    rewritten = f"{original} Show each step of the calculation. [NAME={name} QUALITY=q{quality} LEN={length:03d}]"
     return (
         "Step 1 #Methods List#: ask for the working\n"
         "Step 2 #Plan#: add a request to show each step\n"
@@ -192,8 +196,10 @@ def scripted_world(plan: Plan | Mapping[str, Sequence[Child]], default_quality: 
     else:
         chosen = table_plan(plan)
         label = hashlib.sha256(repr(sorted(plan.items())).encode()).hexdigest()[:12]
-    evol = ScriptedBackend(lambda r: evol_reply(_plain(r), default_quality), identity=f"scripted-evol:q{default_quality}")
-    opt = ScriptedBackend(lambda r: optimizer_reply(_plain(r), r.sample_index, chosen), identity=f"scripted-opt:{label}")
+    evol = ScriptedBackend(lambda r: evol_reply(_plain(r), default_quality),
+                           identity=f"scripted-evol:q{default_quality}")
+    opt = ScriptedBackend(lambda r: optimizer_reply(_plain(r), r.sample_index, chosen),
+                          identity=f"scripted-opt:{label}")
     return World(evol, opt)
 
 
@@ -207,7 +213,7 @@ REQUEST_LOG_ENV = "AUTOEVOL_TEST_REQUEST_LOG"
 
 
 def server_reply(body: dict[str, Any]) -> str:
-    """`--script pyfile:tests/support/optimize_script.py:server_reply`; logs one line per request."""
+    """The fake server's reply function; appends one line per request to $AUTOEVOL_TEST_REQUEST_LOG."""
     log = os.environ.get(REQUEST_LOG_ENV)
     if log:
         with open(log, "a", encoding="utf-8") as handle:
