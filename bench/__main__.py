@@ -1,6 +1,9 @@
 """`python -m bench` (or `make bench`): every benchmark, one after another."""
 
-from bench import screening
+from bench import screening, throughput
 
 if __name__ == "__main__":
-    raise SystemExit(screening.main([]))
+    print("== screening (SPEC §7.3) ==")
+    screening.main([])
+    print("\n== throughput ==")
+    raise SystemExit(throughput.main([]))
