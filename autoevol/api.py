@@ -11,7 +11,7 @@ from typing import Any
 
 from autoevol import __version__
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
-from autoevol.errors import BudgetExhausted, ConfigError
+from autoevol.errors import BudgetExhausted, ConfigError, TooManyErrors
 from autoevol.evolve.outputs import write_outputs
 from autoevol.evolve.pipeline import DataSource, evolve_dataset
 from autoevol.evolve.steps import Models
@@ -125,7 +125,7 @@ async def _session(
             with ProgressView(pool.meter, quiet=exec_settings.quiet) as view:
                 try:
                     return await body(_Session(run, pool, view, specs, backends or {}))
-                except BudgetExhausted as error:
+                except (BudgetExhausted, TooManyErrors) as error:
                     run.set_status("stopped", reason=str(error))
                     run.events.emit("run_stopped", reason=str(error), usage=pool.meter.snapshot())
                     raise
@@ -141,7 +141,7 @@ async def _evolve_phase(
     ticker = _ProgressEvents(s)
     stats = await evolve_dataset(
         source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
-        on_row=ticker.row, on_round=ticker.round,
+        on_row=ticker.row, on_round=ticker.round, max_consecutive_errors=exec_settings.max_consecutive_errors,
     )
     usage = s.pool.meter.snapshot()
     extra = {"seconds": round(time.monotonic() - started, 2), "usage": usage}

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 ModelOpt = Annotated[
     str,
-    typer.Option("--model", "--evol-model", "-m",
-                 help="evol LLM: `local`, `local:PATH.gguf`, `openai:MODEL` or a .toml/.json spec file"),
+    typer.Option(
+        "--model",
+        "--evol-model",
+        "-m",
+        help="evol LLM: `local`, `local:PATH.gguf`, `openai:MODEL` or a .toml/.json spec file",
+    ),
 ]
 ResponderOpt = Annotated[
     str | None, typer.Option("--responder-model", help="model that writes the responses (default: the evol LLM)")
@@ -27,9 +31,7 @@ ApiKeyEnvOpt = Annotated[
 ConcurrencyOpt = Annotated[
     int | None, typer.Option("--concurrency", "-j", min=1, help="requests in flight per endpoint (local: 1)")
 ]
-TimeoutOpt = Annotated[
-    float | None, typer.Option("--request-timeout", min=0.1, help="per-request deadline in seconds")
-]
+TimeoutOpt = Annotated[float | None, typer.Option("--request-timeout", min=0.1, help="per-request deadline in seconds")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="run directory (created, or resumed if it exists)")]
 PresetOpt = Annotated[str, typer.Option("--preset", help="paper | default | demo | evol-instruct")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress display (events.jsonl still written)")]
@@ -38,5 +40,7 @@ MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="s
 SchemaOpt = Annotated[str, typer.Option("--schema", help="auto | instruction | alpaca | sharegpt | messages")]
 FieldOpt = Annotated[str | None, typer.Option("--field", help="instruction field name (e.g. question)")]
 IdFieldOpt = Annotated[str | None, typer.Option("--id-field", help="field holding a stable row id")]
-BadRowOpt = Annotated[str, typer.Option("--on-bad-row", help="fail: stop at a bad row; skip: record it as failed")]
+BadRowOpt = Annotated[
+    Literal["fail", "skip"], typer.Option("--on-bad-row", help="fail: stop at a bad row; skip: record it as failed")
+]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="use only the first N rows")]

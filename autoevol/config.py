@@ -17,6 +17,7 @@ from autoevol.errors import ConfigError
 
 Mix = Literal["last", "all", "last+seed", "all+seed"]
 OnBadRow = Literal["fail", "skip"]
+RuleSetName = Literal["paper", "extended", "default", "elimination"]
 S = TypeVar("S", bound=BaseModel)
 
 
@@ -27,7 +28,7 @@ class _Frozen(BaseModel):
 class EvolveSettings(_Frozen):
     rounds: int = Field(1, ge=1, le=20, description="evolution rounds; round k evolves round k-1's accepted rows")
     mix: Mix = Field("last", description="what the final dataset holds: last round or all rounds, +seed adds seeds")
-    rule_set: str = Field("extended", description="failure rules applied to each response: paper|extended|elimination")
+    rule_set: RuleSetName = Field("extended", description="failure rules applied to each response")
     operations: tuple[str, ...] = Field(
         (), description="evolve with one of these methods picked at random per row and round (Evol-Instruct)"
     )
@@ -61,7 +62,7 @@ class OptimizeSettings(_Frozen):
     hygiene: bool = Field(True, description="repair or discard candidates that lost the slot or final marker")
     count_parse_failures: bool = Field(True, description="an unparsable rewrite counts as a failure in λ")
     screen_size: int | None = Field(None, ge=1, description="screen candidates on this many dev items first")
-    rule_set: str = Field("extended", description="failure rules deciding λ")
+    rule_set: RuleSetName = Field("extended", description="failure rules deciding λ")
     initial_method: str = Field("initial", description="the method e0 the loop starts from")
 
 
@@ -72,6 +73,9 @@ class ExecSettings(_Frozen):
     max_calls: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     workers: int | None = Field(None, ge=1, description="units in progress at once (default: from concurrency)")
+    max_consecutive_errors: int = Field(
+        25, ge=1, description="stop (resumably) after this many rows in a row fail on model errors"
+    )
 
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {

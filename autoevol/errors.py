@@ -89,6 +89,12 @@ class DeadlineExceeded(BackendError):
     retryable = True
 
 
+class TooManyErrors(BackendError):
+    """The run's error budget ran out: consecutive rows failed on model errors. Resumable."""
+
+    exit_code = 7
+
+
 class AuthError(BackendError):
     """401/403: retrying cannot help."""
 

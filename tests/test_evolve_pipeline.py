@@ -15,7 +15,7 @@ import pytest
 
 from autoevol.api import EvolveResult, Roles, evolve_async, resolve_methods
 from autoevol.config import EvolveSettings, ExecSettings, resolve
-from autoevol.errors import ConfigError, DataError, ResumeMismatchError, ServerError
+from autoevol.errors import ConfigError, DataError, ResumeMismatchError, ServerError, TooManyErrors
 from autoevol.evolve.pipeline import DataSource
 from autoevol.llm.fake import ScriptedBackend
 from autoevol.llm.spec import ModelSpec
@@ -432,3 +432,34 @@ def test_data_source_rejects_unknown_bad_row_policy(tmp_path: Path) -> None:
         DataSource(tmp_path / "x.jsonl", on_bad_row="maybe")
     with pytest.raises(ConfigError, match="limit must be >= 1"):
         DataSource(tmp_path / "x.jsonl", limit=0)
+
+
+async def test_error_budget_stops_a_run_whose_server_is_down_and_rerun_resumes(tmp_path: Path) -> None:
+    rows = [{"instruction": f"Question {i} [error]" if i >= 2 else f"Question {i}"} for i in range(12)]
+    data = write_jsonl(tmp_path / "seeds.jsonl", rows)
+    out = tmp_path / "run"
+
+    def evolve(limit: int, script: Any) -> Any:
+        return evolve_async(
+            DataSource(data), methods=(INITIAL,), roles=Roles(evol=EVOL), out=out, settings=EvolveSettings(),
+            exec_settings=ExecSettings(quiet=True, workers=1, max_consecutive_errors=limit),
+            backends={"evol": ScriptedBackend(script, identity="scripted")},
+        )
+
+    with pytest.raises(TooManyErrors, match="3 rows in a row failed on model errors"):
+        await evolve(3, Script())
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"] == "stopped"
+    assert StateDB(out / "state.db").count("evolve") == 5  # 2 good rows + the 3 failures, all stored
+
+    healed = Script()
+    result = await evolve(3, lambda request: healed(_without_error_tag(request)))
+    assert_reconciles(result)
+    assert result.summary["rounds"][0]["accepted"] == 12
+
+
+def _without_error_tag(request: CompletionRequest) -> CompletionRequest:
+    from dataclasses import replace
+
+    messages = tuple(Message(m.role, m.content.replace(" [error]", "")) for m in request.messages)
+    return replace(request, messages=messages)

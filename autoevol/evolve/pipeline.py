@@ -21,7 +21,7 @@ from autoevol.config import EvolveSettings
 from autoevol.data.readers import count_rows, iter_seeds
 from autoevol.data.records import BadRow, OutputRow, Turn
 from autoevol.detect import RULE_SETS
-from autoevol.errors import ConfigError, DataError
+from autoevol.errors import ConfigError, DataError, TooManyErrors
 from autoevol.evolve.steps import MODEL_ERROR, Job, Models, pick_method, row_id, run_job
 from autoevol.executor import Executor
 from autoevol.methods.method import EvolvingMethod
@@ -153,6 +153,7 @@ async def evolve_dataset(
     executor: Executor,
     on_row: ProgressHook | None = None,
     on_round: Callable[[int, int], None] | None = None,
+    max_consecutive_errors: int | None = None,
 ) -> list[RoundStats]:
     """Run (or finish) every round; returns per-round counts that reconcile with the inputs.
 
@@ -162,6 +163,7 @@ async def evolve_dataset(
     _check_settings(methods, settings)
     methods_id = "+".join(m.id for m in methods)
     stats: list[RoundStats] = []
+    streak = _ErrorStreak(max_consecutive_errors)
     for round_ in range(1, settings.rounds + 1):
         jobs = _seed_jobs(source) if round_ == 1 else _next_round_jobs(run, round_, settings)
         total = _round_total(source, run, round_, settings)
@@ -184,6 +186,7 @@ async def evolve_dataset(
                                    "input_turns": [{"role": t.role, "content": t.content} for t in job.turns]})
             if on_row:
                 on_row(row)
+            streak.add(row.failure_category == MODEL_ERROR, row.error)
 
         intake = _Intake(jobs)
         pending = (item for item in intake if unit_key(methods_id, item[0].seed_id, round_) not in done)
@@ -197,6 +200,22 @@ async def evolve_dataset(
         stats.append(round_stats)
         run.events.emit("round_finished", **round_stats.to_dict(), seconds=round(time.monotonic() - started, 3))
     return stats
+
+
+@dataclass(slots=True)
+class _ErrorStreak:
+    """The run's error budget: a server that is down should stop the run, not fail every row."""
+
+    limit: int | None
+    count: int = 0
+
+    def add(self, model_error: bool, error: str | None) -> None:
+        self.count = self.count + 1 if model_error else 0
+        if self.limit is not None and self.count >= self.limit:
+            raise TooManyErrors(
+                f"{self.count} rows in a row failed on model errors (last: {error}); check the endpoint, "
+                "then run the same command again to resume"
+            )
 
 
 def _check_settings(methods: tuple[EvolvingMethod, ...], settings: EvolveSettings) -> None:
