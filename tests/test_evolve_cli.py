@@ -102,8 +102,7 @@ def test_bad_model_spec_is_a_one_line_error_without_traceback(tmp_path: Path, au
         (["--preset", "nope"], 2, "unknown preset 'nope'"),
         (["--mix", "some"], 2, "invalid evolve settings: mix"),
         (["--method", "nosuch"], 2, "unknown method 'nosuch'"),
-        (["--on-bad-row", "maybe"], 2, "on_bad_row must be 'fail' or 'skip'"),
-        (["--rule-set", "strict"], 2, "unknown rule set 'strict'"),
+        (["--rule-set", "strict"], 2, "invalid evolve settings: rule_set"),
         (["--schema", "tsv"], 3, "seeds.jsonl: unknown schema 'tsv'"),
     ],
 )
@@ -119,6 +118,14 @@ def test_bad_options_are_one_line_errors(
     result = CliRunner().invoke(app, [*args, *extra])
     assert isinstance(result.exception, SystemExit) and result.exit_code == code, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {starts}"), result.stderr
+
+
+def test_a_bad_choice_is_a_usage_error_listing_the_choices(tmp_path: Path, server: ServerProcess) -> None:
+    write_seeds(tmp_path / "seeds.jsonl", 2)
+    result = CliRunner().invoke(app, [*evolve(server.url), "--on-bad-row", "maybe"])
+    assert result.exit_code == 2
+    text = " ".join(result.stderr.replace("│", " ").split())
+    assert "'maybe' is not one of 'fail', 'skip'" in text
 
 
 def test_missing_data_file_is_a_one_line_error(tmp_path: Path, server: ServerProcess, autoevol_home: Path) -> None:

@@ -89,8 +89,8 @@ async def test_a_run_that_computed_nothing_starts_over_with_a_new_configuration(
     with pytest.raises(DataError, match="no rows"):
         await run(empty, out, Script())
     backend = ScriptedBackend(Script())
-    with pytest.raises(ConfigError, match="unknown rule set 'strict'; choose one of paper, "):
-        await run(write_jsonl(empty, SEEDS[:2]), out, backend, EvolveSettings(rule_set="strict"))
+    with pytest.raises(ConfigError, match="no evolving method given"):
+        await run(write_jsonl(empty, SEEDS[:2]), out, backend, methods=())
     assert backend.calls == 0  # refused before paying for anything
     result = await run(empty, out, backend)  # the data and the settings changed, but nothing was lost
     assert result.summary["rounds"][0]["accepted"] == 2
