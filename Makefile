@@ -18,6 +18,7 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check autoevol tests bench
+	$(BIN)/mypy autoevol
 	$(BIN)/pytest -q
 
 bench: $(BIN)/.installed

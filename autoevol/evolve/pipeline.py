@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoevol.config import EvolveSettings
+from autoevol.config import EvolveSettings, OnBadRow
 from autoevol.data.readers import count_rows, iter_seeds
 from autoevol.data.records import BadRow, OutputRow, Turn
 from autoevol.detect import RULE_SETS
@@ -36,7 +36,7 @@ class DataSource:
     schema: str = "auto"
     field: str | None = None
     id_field: str | None = None
-    on_bad_row: str = "fail"
+    on_bad_row: OnBadRow = "fail"
     limit: int | None = None
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from autoevol.config import EvolveSettings
 from autoevol.data.records import OutputRow, Turn
@@ -109,7 +110,7 @@ async def run_job(
                          prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens)
 
 
-def _row_base(job: Job, method: EvolvingMethod, models: Models) -> dict[str, object]:
+def _row_base(job: Job, method: EvolvingMethod, models: Models) -> dict[str, Any]:
     first_user = next((t.content for t in job.turns if t.role == "user"), "")
     return {
         "id": row_id(job.seed_id, job.round), "seed_id": job.seed_id, "round": job.round,
@@ -120,7 +121,7 @@ def _row_base(job: Job, method: EvolvingMethod, models: Models) -> dict[str, obj
 
 async def _evolve_and_answer(
     job: Job, method: EvolvingMethod, models: Models, settings: EvolveSettings, tally: Tally, phase: str,
-    base: dict[str, object],
+    base: dict[str, Any],
 ) -> OutputRow:
     evolved: list[Turn] = []
     verdict_parse: ParseResult | None = None
@@ -186,7 +187,7 @@ def _first_user(turns: list[Turn]) -> str:
 
 
 def _rejected(
-    base: dict[str, object], tally: Tally, category: str | None, rule: str | None, turns: list[Turn], response: str
+    base: dict[str, Any], tally: Tally, category: str | None, rule: str | None, turns: list[Turn], response: str
 ) -> OutputRow:
     return OutputRow(**base, status="rejected", failure_category=category, failure_rule=rule, error=None,
                      instruction=_first_user(turns), response=response,

@@ -82,7 +82,7 @@ class LlamaCppBackend:
         with self._thread_lock:
             try:
                 llama = self._load()
-                return llama.create_chat_completion(  # type: ignore[no-any-return]
+                return llama.create_chat_completion(
                     messages=[m.to_dict() for m in request.messages],
                     temperature=request.temperature,
                     top_p=request.top_p,

@@ -43,7 +43,8 @@ class Split:
         epoch = 0
         batch: list[int] = []
         for _ in range(step):
-            batch, deferred = [], []
+            batch = []
+            deferred: list[int] = []
             while len(batch) < size:
                 if not stream:
                     order = list(range(len(self.train)))

@@ -76,7 +76,8 @@ class StateDB:
 
     def iter_phase(self, phase: str, round: int | None = None) -> Iterator[dict[str, Any]]:
         """Payloads in (round, seq) order: the deterministic output order."""
-        sql, args = "SELECT payload FROM units WHERE phase = ?", [phase]
+        sql = "SELECT payload FROM units WHERE phase = ?"
+        args: list[object] = [phase]
         if round is not None:
             sql += " AND round = ?"
             args.append(round)
@@ -84,7 +85,8 @@ class StateDB:
             yield json.loads(row[0])
 
     def count(self, phase: str, round: int | None = None) -> int:
-        sql, args = "SELECT COUNT(*) FROM units WHERE phase = ?", [phase]
+        sql = "SELECT COUNT(*) FROM units WHERE phase = ?"
+        args: list[object] = [phase]
         if round is not None:
             sql += " AND round = ?"
             args.append(round)
