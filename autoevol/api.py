@@ -37,9 +37,12 @@ class Roles:
     evol: ModelSpec
     responder: ModelSpec | None = None
     optimizer: ModelSpec | None = None
+    judge: ModelSpec | None = None
 
     def resolved(self) -> dict[str, ModelSpec]:
-        return {"evol": self.evol, "responder": self.responder or self.evol, "optimizer": self.optimizer or self.evol}
+        fallback = self.evol
+        return {"evol": fallback, "responder": self.responder or fallback, "optimizer": self.optimizer or fallback,
+                "judge": self.judge or fallback}
 
 
 @dataclass(slots=True)
@@ -137,7 +140,7 @@ async def _evolve_phase(
     s: _Session, source: DataSource, methods: tuple[EvolvingMethod, ...], settings: EvolveSettings,
     exec_settings: ExecSettings, started: float, optimization: OptimizeOutcome | None = None,
 ) -> EvolveResult:
-    models = Models(evol=s.llm("evol"), responder=s.llm("responder"))
+    models = Models(evol=s.llm("evol"), responder=s.llm("responder"), judge=s.llm("judge"))
     ticker = _ProgressEvents(s)
     stats = await evolve_dataset(
         source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
@@ -245,7 +248,8 @@ def resume(run_dir: Path, exec_settings: ExecSettings | None = None) -> Any:
     source = DataSource(Path(data["path"]), schema=data["schema"], field=data["field"], id_field=data["id_field"],
                         on_bad_row=data["on_bad_row"], limit=data["limit"])
     specs = {role: ModelSpec(**spec) for role, spec in models.items()}
-    roles = Roles(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"))
+    roles = Roles(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"),
+                  judge=specs.get("judge"))
     evo = EvolveSettings(**config["evolve"])
     common: dict[str, Any] = {"roles": roles, "out": run_dir, "exec_settings": exec_settings}
     if manifest["command"] == "evolve":

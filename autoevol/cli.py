@@ -51,7 +51,9 @@ def cache_stats(as_json: Annotated[bool, typer.Option("--json", help="print JSON
     from autoevol.home import cache_path
     from autoevol.llm.cache import ResponseCache
 
-    stats = ResponseCache(cache_path()).stats()
+    cache = ResponseCache(cache_path())
+    stats = cache.stats()
+    cache.close()
     if as_json:
         typer.echo(json.dumps(stats.to_dict(), indent=2))
         return
@@ -67,7 +69,9 @@ def cache_clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="do not as
 
     if not yes and sys.stdin.isatty() and not typer.confirm(f"clear {cache_path()}?"):
         raise typer.Exit(1)
-    removed = ResponseCache(cache_path()).clear()
+    cache = ResponseCache(cache_path())
+    removed = cache.clear()
+    cache.close()
     typer.echo(f"removed {removed:,} cached responses")
 
 

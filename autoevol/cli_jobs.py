@@ -14,6 +14,7 @@ from autoevol.cli_options import (
     ConcurrencyOpt,
     FieldOpt,
     IdFieldOpt,
+    JudgeOpt,
     LimitOpt,
     MaxCallsOpt,
     MaxTokensOpt,
@@ -43,13 +44,13 @@ ScreenOpt = Annotated[int | None, typer.Option(help="screen candidates on N dev 
 
 
 def _roles(model: str, responder: str | None, optimizer: str | None, base_url: str | None,
-           api_key_env: str | None, concurrency: int | None, timeout: float | None) -> Any:
+           api_key_env: str | None, concurrency: int | None, timeout: float | None, judge: str | None = None) -> Any:
     from autoevol.api import Roles
 
     def spec(text: str | None) -> Any:
         return model_spec(text, base_url, api_key_env, concurrency, timeout) if text else None
 
-    return Roles(evol=spec(model), responder=spec(responder), optimizer=spec(optimizer))
+    return Roles(evol=spec(model), responder=spec(responder), optimizer=spec(optimizer), judge=spec(judge))
 
 
 def evolve(
@@ -58,6 +59,7 @@ def evolve(
     method: Annotated[str, typer.Option("--method", help="built-in method name or a method file")] = "initial",
     model: ModelOpt = "local",
     responder_model: ResponderOpt = None,
+    judge_model: JudgeOpt = None,
     base_url: BaseUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     concurrency: ConcurrencyOpt = None,
@@ -82,7 +84,7 @@ def evolve(
     from autoevol.evolve.pipeline import DataSource
 
     def go() -> api.EvolveResult:
-        roles = _roles(model, responder_model, None, base_url, api_key_env, concurrency, request_timeout)
+        roles = _roles(model, responder_model, None, base_url, api_key_env, concurrency, request_timeout, judge_model)
         settings = evolve_settings(preset, rounds=rounds, mix=mix, rule_set=rule_set, math_answers=math_answers)
         source = DataSource(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row, limit=limit)
         return api.evolve(source, methods=api.resolve_methods(method, settings), roles=roles, out=out,
@@ -128,6 +130,7 @@ def run(
     model: ModelOpt = "local",
     optimizer_model: OptimizerOpt = None,
     responder_model: ResponderOpt = None,
+    judge_model: JudgeOpt = None,
     base_url: BaseUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     concurrency: ConcurrencyOpt = None,
@@ -167,7 +170,7 @@ def _job(opts: dict[str, Any], *, with_evolve: bool) -> Any:
 
     def go() -> Any:
         roles = _roles(opts["model"], opts.get("responder_model"), opts["optimizer_model"], opts["base_url"],
-                       opts["api_key_env"], opts["concurrency"], opts["request_timeout"])
+                       opts["api_key_env"], opts["concurrency"], opts["request_timeout"], opts.get("judge_model"))
         names = ("steps", "candidates", "dev_size", "batch_size", "pool_size", "patience", "screen_size")
         opt = optimize_settings(opts["preset"], **{n: opts[n] for n in names})
         evo = evolve_settings(opts["preset"], rounds=opts.get("rounds"), mix=opts.get("mix"),

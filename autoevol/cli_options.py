@@ -19,6 +19,9 @@ ModelOpt = Annotated[
 ResponderOpt = Annotated[
     str | None, typer.Option("--responder-model", help="model that writes the responses (default: the evol LLM)")
 ]
+JudgeOpt = Annotated[
+    str | None, typer.Option("--judge-model", help="model for the 'equal / not equal' judgement (default: evol LLM)")
+]
 OptimizerOpt = Annotated[
     str | None, typer.Option("--optimizer-model", help="model that analyses and rewrites methods (default: evol LLM)")
 ]

@@ -360,6 +360,22 @@ async def test_evol_instruct_preset(tmp_path: Path) -> None:
         assert (again.run_dir / "output" / name).read_bytes() == (result.run_dir / "output" / name).read_bytes()
 
 
+async def test_judge_role_gets_the_information_gain_question(tmp_path: Path) -> None:
+    settings = EvolveSettings(judge_information_gain=True)
+    data = write_jsonl(tmp_path / "seeds.jsonl", [{"instruction": "Add 2 and 3"}, {"instruction": "Add 4 [same]"}])
+    evol, judge = Script(), Script()
+    judge_spec = ModelSpec(kind="openai", model="judge", base_url="http://judge.invalid/v1", max_retries=0)
+    result = await run(
+        data, tmp_path / "run", evol, settings, roles=Roles(evol=EVOL, judge=judge_spec),
+        backends={"evol": ScriptedBackend(evol, identity="evol"), "judge": ScriptedBackend(judge, identity="judge")},
+    )
+    _, problems, _ = outputs(result)
+    assert [p["failure_category"] for p in problems] == ["no_information_gain"]
+    asked = [r.messages[-1].content for r in judge.requests]
+    assert len(asked) == 2 and all("Equal or Not Equal" in text for text in asked)
+    assert not any("Equal or Not Equal" in r.messages[-1].content for r in evol.requests)
+
+
 # -- bad input --------------------------------------------------------------------------------------
 
 GOOD = [{"id": f"g{i}", "instruction": f"Add {i} and {i + 1}"} for i in range(6)]

@@ -51,6 +51,7 @@ class Tally:
 class Models:
     evol: LLM
     responder: LLM
+    judge: LLM | None = None  # Evol-Instruct's "equal / not equal" judgement; defaults to the evol LLM
 
 
 def pick_method(methods: tuple[EvolvingMethod, ...], settings: EvolveSettings, job: Job) -> EvolvingMethod:
@@ -140,7 +141,7 @@ async def _evolve_and_answer(
         return _rejected(base, tally, verdict.category, verdict.rule, evolved, "")
     messages, last_answer, verdict = await _regenerate(evolved, models, settings, tally, phase)
     if not verdict.failed and settings.judge_information_gain:
-        verdict = await _judge_gain(models.evol, job.turns, evolved, tally, phase)
+        verdict = await _judge_gain(models.judge or models.evol, job.turns, evolved, tally, phase)
     if verdict.failed:
         return _rejected(base, tally, verdict.category, verdict.rule, messages, last_answer)
     return OutputRow(**base, status="accepted", failure_category=None, failure_rule=None, error=None,

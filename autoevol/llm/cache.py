@@ -107,10 +107,16 @@ class CacheStats:
 
 
 class ResponseCache:
+    #: Hit/miss counters are kept in memory and written with the next insert, every this many
+    #: lookups, and on stats()/close(): statistics must not cost a write transaction per request.
+    FLUSH_EVERY = 256
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = connect(path)
         self._lock = threading.Lock()
+        self._pending: dict[str, int] = {}
+        self._lookups = 0
         migrate(self._db, MIGRATIONS)
 
     def get(self, key: str) -> Completion | None:
@@ -124,28 +130,46 @@ class ResponseCache:
                 self._bump(("misses", 1))
                 return None
             self._bump(("hits", 1), ("tokens_saved", row[2] + row[3]))
+            self._lookups += 1
+            if self._lookups % self.FLUSH_EVERY == 0:
+                self._flush()
         text, finish, prompt, completion, model = row
         usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
         return Completion(text=text, finish_reason=finish, usage=usage, cached=True, model=model)
 
     def put(self, key: str, backend: str, completion: Completion) -> None:
         usage = completion.usage
-        with self._lock, self._db:
+        with self._lock:
+            self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, backend, completion.model, completion.text, completion.finish_reason,
                  usage.prompt_tokens, usage.completion_tokens, time.time()),
             )
+            self._write_counters()
+            self._db.execute("COMMIT")
 
     def _bump(self, *deltas: tuple[str, int]) -> None:
         for name, delta in deltas:
+            self._pending[name] = self._pending.get(name, 0) + delta
+
+    def _write_counters(self) -> None:
+        for name, delta in self._pending.items():
             self._db.execute(
                 "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
                 (name, delta, delta),
             )
+        self._pending.clear()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._db.execute("BEGIN")
+            self._write_counters()
+            self._db.execute("COMMIT")
 
     def stats(self) -> CacheStats:
         with self._lock:
+            self._flush()
             entries, prompt, completion = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0)"
                 " FROM responses"
@@ -159,7 +183,8 @@ class ResponseCache:
         )
 
     def clear(self) -> int:
-        with self._lock, self._db:
+        with self._lock:
+            self._pending.clear()
             removed = self._db.execute("DELETE FROM responses").rowcount
             self._db.execute("DELETE FROM counters")
         self._db.execute("VACUUM")
@@ -167,4 +192,5 @@ class ResponseCache:
 
     def close(self) -> None:
         with self._lock:
+            self._flush()
             self._db.close()

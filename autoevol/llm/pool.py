@@ -78,9 +78,13 @@ class ModelPool(AbstractAsyncContextManager["ModelPool"]):
         return LLM(endpoint, model=model, label=spec.label, cache=self.cache, meter=self.meter, budget=self.budget)
 
     async def aclose(self) -> None:
+        """Close every endpoint and the cache: the pool owns both."""
         for endpoint in self._endpoints.values():
             await endpoint.aclose()
         self._endpoints.clear()
+        if self.cache is not None:
+            self.cache.close()
+            self.cache = None
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
