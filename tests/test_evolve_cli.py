@@ -157,3 +157,23 @@ def test_methods_show_a_user_file(tmp_path: Path) -> None:
     shown = CliRunner().invoke(app, ["methods", "show", str(path), "--instruction", "Name a bird."])
     assert shown.exit_code == 0, shown.output
     assert "#Instruction#:\nName a bird.\n" in shown.stdout
+
+
+def test_api_key_never_reaches_disk_or_output(tmp_path: Path, server: ServerProcess, autoevol_home: Path) -> None:
+    import subprocess
+
+    from tests.fixtures.evolve_server import CLI, cli_env
+
+    canary = "sk-canary-7f3a9c1e5b2d4f60"
+    write_seeds(tmp_path / "seeds.jsonl", 4, tags)
+    env = cli_env(autoevol_home) | {"MY_PROVIDER_KEY": canary}
+    result = subprocess.run([*CLI, *evolve(server.url, "--api-key-env", "MY_PROVIDER_KEY")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert canary not in result.stdout + result.stderr
+    written = [p for root in (tmp_path / "runs", autoevol_home) for p in root.rglob("*") if p.is_file()]
+    assert any(p.name == "cache.db" for p in written) and any(p.name == "manifest.json" for p in written)
+    for path in written:
+        assert canary.encode() not in path.read_bytes(), path
+    manifest = json.loads((tmp_path / "runs" / "x" / "manifest.json").read_text())
+    assert manifest["operational"]["models"]["evol"]["api_key_env"] == "MY_PROVIDER_KEY"
