@@ -187,6 +187,9 @@ async def test_every_outcome_has_lineage_and_counts_reconcile(tmp_path: Path) ->
     assert sum("[parse]" in r.messages[-1].content for r in script.requests) == 2
     assert sum("[unchanged]" in r.messages[-1].content for r in script.requests) == 1
     assert rows["s-parse"]["prompt_tokens"] == 2 * len(INITIAL.render("Explain tides [parse]").split())
+    # A rejected rewrite keeps what the evol LLM actually wrote, for diagnosis; it never trains anything.
+    assert rows["s-parse"]["instruction"] == "Step 1 #Methods List#: I would rather not rewrite this one."
+    assert rows["s-parse"]["messages"] == []
     # A model error (no retries on this spec) is a failed row with the error text, not a crash.
     failed = rows["s-error"]
     assert failed["error"] == "ServerError: upstream 503: model overloaded"

@@ -67,10 +67,14 @@ def row_id(seed_id: str, round_: int) -> str:
 
 async def evolve_text(
     evol: LLM, method: EvolvingMethod, instruction: str, settings: EvolveSettings, tally: Tally, phase: str
-) -> ParseResult:
-    """Rewrite one instruction; an unparsable rewrite is re-asked `parse_retries` times."""
+) -> tuple[ParseResult, str]:
+    """Rewrite one instruction; an unparsable rewrite is re-asked `parse_retries` times.
+
+    Returns the parse and the evol LLM's last raw output (kept on rejected rows for diagnosis).
+    """
     prompt = [user(method.render(instruction))]
     parsed = ParseResult(ok=False, instruction=None, failure="no_marker", marker=None)
+    raw = ""
     for attempt in range(settings.parse_retries + 1):
         # A retry at temperature 0 would repeat itself: later attempts sample, reproducibly.
         temperature = settings.evol_temperature if attempt == 0 else max(settings.evol_temperature, 0.7)
@@ -80,10 +84,11 @@ async def evolve_text(
                 sample_index=attempt,
             )
         )
-        parsed = parse_evolved(completion.text, original=instruction, method=method)
+        raw = completion.text
+        parsed = parse_evolved(raw, original=instruction, method=method)
         if parsed.ok or parsed.failure == "unchanged":
             break
-    return parsed
+    return parsed, raw
 
 
 async def answer(
@@ -125,20 +130,16 @@ async def _evolve_and_answer(
     base: dict[str, Any],
 ) -> OutputRow:
     evolved: list[Turn] = []
-    verdict_parse: ParseResult | None = None
     for turn in job.turns:
         if turn.role != "user":
             evolved.append(turn)
             continue
-        parsed = await evolve_text(models.evol, method, turn.content, settings, tally, phase)
+        parsed, raw = await evolve_text(models.evol, method, turn.content, settings, tally, phase)
         if not parsed.ok:
-            verdict_parse = parsed
-            break
+            # Whatever the rule set counts for λ, a rewrite we cannot use is never kept: always name why.
+            verdict = detect("", rule_set=settings.rule_set, parsed=parsed, count_parse_failures=True)
+            return _rejected(base, tally, verdict.category, verdict.rule, evolved, "", instruction=raw)
         evolved.append(Turn("user", parsed.instruction or ""))
-    if verdict_parse is not None:
-        # Whatever the rule set counts for λ, a rewrite we cannot use is never kept: always name why.
-        verdict = detect("", rule_set=settings.rule_set, parsed=verdict_parse, count_parse_failures=True)
-        return _rejected(base, tally, verdict.category, verdict.rule, evolved, "")
     messages, last_answer, verdict = await _regenerate(evolved, models, settings, tally, phase)
     if not verdict.failed and settings.judge_information_gain:
         verdict = await _judge_gain(models.judge or models.evol, job.turns, evolved, tally, phase)
@@ -188,9 +189,11 @@ def _first_user(turns: list[Turn]) -> str:
 
 
 def _rejected(
-    base: dict[str, Any], tally: Tally, category: str | None, rule: str | None, turns: list[Turn], response: str
+    base: dict[str, Any], tally: Tally, category: str | None, rule: str | None, turns: list[Turn], response: str,
+    *, instruction: str | None = None,
 ) -> OutputRow:
+    """`instruction` defaults to the evolved one; an unusable rewrite passes the evol LLM's raw output."""
     return OutputRow(**base, status="rejected", failure_category=category, failure_rule=rule, error=None,
-                     instruction=_first_user(turns), response=response,
+                     instruction=_first_user(turns) if instruction is None else instruction, response=response,
                      messages=tuple(turns),
                      prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens)
