@@ -146,3 +146,28 @@ def test_clearly_marked_explanations_are_cut_but_notes_are_kept() -> None:
 def test_never_raises(output: str) -> None:
     result = parse_evolved(output, original=ORIGINAL, method=load_method("initial"))
     assert not result.ok and result.failure is not None
+
+
+def test_a_marker_inside_an_echoed_sentence_is_not_an_answer_section() -> None:
+    # What SmolLM2 often does: it repeats the method's step 4 and then the original question.
+    original = "How many clips did Natalia sell?"
+    echoed = (
+        "Step 4: Go over the #Rewritten Instruction# and fix it. Then write out the "
+        f"#Final Rewritten Instruction# with no explanation.\n\n{original}"
+    )
+    assert parse_evolved(echoed, original=original).ok is False
+    assert parse_evolved(echoed, original=original).failure == "no_marker"
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "#Finally Rewritten Instruction#\nHow many clips, in dozens?",
+        "**#Finally Rewritten Instruction#**\nHow many clips, in dozens?",
+        "#Finally Rewritten Instruction#**:** How many clips, in dozens?",
+        "Step 4 #Finally Rewritten Instruction#: How many clips, in dozens?",
+    ],
+)
+def test_a_marker_ending_its_line_or_followed_by_a_colon_still_counts(output: str) -> None:
+    parsed = parse_evolved(output, original="How many clips?")
+    assert parsed.ok and parsed.instruction == "How many clips, in dozens?"

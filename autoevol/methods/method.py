@@ -28,8 +28,11 @@ SLOT = "{instruction}"
 FINAL_WORDS = r"final(?:ly)?(?:[ \t]+(?:rewritten|evolved|refined|revised))?[ \t]+(?:instruction|prompt)"
 EVOL_WORDS = r"(?:rewritten|created)[ \t]+prompt"
 _BOLD = r"(?:\*\*|__)?"
+# A hashed marker needs a colon or the end of its line: "...write the #Final Rewritten Instruction#
+# with no explanation." is the method being echoed back, not an answer section.
+_MARKER_END = r"(?:[ \t]*(?:\*\*|__)?[ \t]*:|(?=[ \t]*(?:\*\*|__)?[ \t]*(?:\r?\n|\Z)))"
 FINAL_MARKER_RE = re.compile(
-    rf"#[ \t]*{FINAL_WORDS}[ \t]*#(?:[ \t]*:)?{_BOLD}|{_BOLD}{FINAL_WORDS}{_BOLD}[ \t]*:{_BOLD}",
+    rf"#[ \t]*{FINAL_WORDS}[ \t]*#{_MARKER_END}{_BOLD}|{_BOLD}{FINAL_WORDS}{_BOLD}[ \t]*:{_BOLD}",
     re.IGNORECASE,
 )
 # Evol-Instruct output markers; without hashes only at the start of a line, because the bare words
