@@ -11,7 +11,7 @@ from typing import Any
 
 from autoevol import __version__
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
-from autoevol.errors import BudgetExhausted, ConfigError, TooManyErrors
+from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, TooManyErrors
 from autoevol.evolve.outputs import write_outputs
 from autoevol.evolve.pipeline import DataSource, evolve_dataset
 from autoevol.evolve.steps import Models
@@ -131,6 +131,11 @@ async def _session(
                 except (BudgetExhausted, TooManyErrors) as error:
                     run.set_status("stopped", reason=str(error))
                     run.events.emit("run_stopped", reason=str(error), usage=pool.meter.snapshot())
+                    raise
+                except AutoevolError as error:
+                    # Finished units stay in state.db: the same command resumes once the cause is fixed.
+                    run.set_status("failed", reason=str(error))
+                    run.events.emit("run_failed", reason=str(error), usage=pool.meter.snapshot())
                     raise
     finally:
         run.close()

@@ -402,6 +402,8 @@ async def test_bad_row_fails_the_run_naming_file_and_line_and_keeps_finished_uni
     stored = [p["row"]["seed_id"] for p in StateDB(tmp_path / "run" / "state.db").iter_phase("evolve")]
     assert stored == ["g0", "g1", "g2"]
     assert backend.calls == 6
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"] == "failed" and manifest["reason"].startswith(f"{data}:4: malformed JSON")
 
     # Fixing the file changes the data, so the run directory refuses it...
     write_jsonl(data, GOOD)
