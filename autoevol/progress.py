@@ -20,21 +20,24 @@ class ProgressView:
         self._task: Any = None
 
     def __enter__(self) -> ProgressView:
-        if not self.quiet:
+        import sys
+
+        # A live bar in a log file is noise: without a terminal, events.jsonl carries the progress.
+        if not self.quiet and sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
                 Progress,
-                TaskProgressColumn,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
 
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                TextColumn("[bold]{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                TextColumn("{task.fields[stats]}"), transient=False,
+                TextColumn("{task.fields[stats]}"), transient=False, console=Console(stderr=True),
             )
             self._progress.start()
         return self
