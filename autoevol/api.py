@@ -245,7 +245,9 @@ def evolve(source: DataSource, **kwargs: Any) -> EvolveResult:
     return asyncio.run(evolve_async(source, **kwargs))
 
 
-def resume(run_dir: Path, exec_settings: ExecSettings | None = None) -> Any:
+def resume(
+    run_dir: Path, exec_settings: ExecSettings | None = None, backends: Mapping[str, Backend] | None = None
+) -> Any:
     """Finish a run with exactly the configuration its manifest recorded."""
     manifest = RunDir.load_manifest(run_dir)
     config, models = manifest["config"], manifest.get("operational", {}).get("models", {})
@@ -256,7 +258,7 @@ def resume(run_dir: Path, exec_settings: ExecSettings | None = None) -> Any:
     roles = Roles(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"),
                   judge=specs.get("judge"))
     evo = EvolveSettings(**config["evolve"])
-    common: dict[str, Any] = {"roles": roles, "out": run_dir, "exec_settings": exec_settings}
+    common: dict[str, Any] = {"roles": roles, "out": run_dir, "exec_settings": exec_settings, "backends": backends}
     if manifest["command"] == "evolve":
         methods = tuple(EvolvingMethod.from_dict(m) for m in config["methods"])
         return evolve(source, methods=methods, settings=evo, **common)

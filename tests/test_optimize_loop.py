@@ -404,3 +404,42 @@ def test_screening_without_a_competing_incumbent_still_selects_a_candidate(data:
     assert step["selected"] in (0, 1, 2) and step["lambda"] is not None
     assert "-1" not in step["scores"]
     assert outcome.best.id == step["candidates"][step["selected"]]["method_id"]
+
+
+def test_run_stopped_in_its_evolve_phase_resumes_without_paying_twice(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autoevol.api import resume
+    from autoevol.evolve.pipeline import DataSource
+
+    plan = {"e0": [Child("a", 9), Child("b", 0)]}
+
+    def run(out: Path, world: World, max_calls: int | None) -> Any:
+        return asyncio.run(run_async(
+            DataSource(data), roles=ROLES, out=out, settings=settings(candidates=2),
+            evolve_settings=EvolveSettings(), exec_settings=ExecSettings(quiet=True, max_calls=max_calls),
+            backends=world.backends,
+        ))
+
+    monkeypatch.setenv("AUTOEVOL_HOME", str(tmp_path / "home-reference"))
+    reference = scripted_world(plan)
+    run(tmp_path / "reference", reference, None)
+    total = reference.evol.calls + reference.optimizer.calls
+    optimisation_calls = total - 2 * 40  # the final pass: a rewrite and an answer per row
+
+    monkeypatch.setenv("AUTOEVOL_HOME", str(tmp_path / "home"))
+    first = scripted_world(plan)
+    with pytest.raises(BudgetExhausted):
+        run(tmp_path / "run", first, optimisation_calls + 30)
+    paid_first = first.evol.calls + first.optimizer.calls
+    assert optimisation_calls < paid_first < total  # stopped inside the final evolve pass
+    assert (tmp_path / "run" / "output" / "best_method.json").exists()
+
+    second = scripted_world(plan)
+    result = resume(tmp_path / "run", ExecSettings(quiet=True), backends=second.backends)
+    assert first.evol.calls + first.optimizer.calls + second.evol.calls + second.optimizer.calls == total
+    assert second.optimizer.calls == 0  # the optimisation was finished: replayed, not re-asked
+    for name in ("evolved.jsonl", "rejected.jsonl", "best_method.json", "optimization.json"):
+        ours, theirs = (tmp_path / "run" / "output" / name), (tmp_path / "reference" / "output" / name)
+        assert ours.read_bytes() == theirs.read_bytes(), name
+    assert result.summary["training_rows"] == 40
