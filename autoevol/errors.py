@@ -111,5 +111,10 @@ class BadRequestError(BackendError):
     """Any other 4xx the server rejects outright."""
 
 
+#: The request itself is the problem (too long, malformed): asking again gives the same answer, so
+#: the item fails and the run goes on.
+REQUEST_ERRORS = (ContextWindowError, BadRequestError)
+
+
 def is_retryable(error: BaseException) -> bool:
     return isinstance(error, BackendError) and error.retryable

@@ -443,3 +443,23 @@ def test_run_stopped_in_its_evolve_phase_resumes_without_paying_twice(
         ours, theirs = (tmp_path / "run" / "output" / name), (tmp_path / "reference" / "output" / name)
         assert ours.read_bytes() == theirs.read_bytes(), name
     assert result.summary["training_rows"] == 40
+
+
+def test_a_candidate_whose_requests_the_model_rejects_scores_as_failures(data: Path, tmp_path: Path) -> None:
+    from autoevol.errors import ContextWindowError
+    from autoevol.llm.fake import ScriptedBackend
+    from tests.support.optimize_script import evol_reply
+
+    world = scripted_world({"e0": [Child("a", 0), Child("huge", 0)]})
+
+    def evol(request: Any) -> str:
+        if "NAME=huge" in request.messages[-1].content:
+            raise ContextWindowError("prompt of 9000 tokens exceeds the 4096-token context")
+        return evol_reply([m.to_dict() for m in request.messages])
+
+    world.evol = ScriptedBackend(evol, identity="scripted-evol:huge")
+    optimize(data, tmp_path / "run", world, settings(candidates=2))
+    step = report(tmp_path / "run")["steps"][0]
+    assert lambdas(step)[1] == 1.0 and step["selected"] == 0  # the run went on and chose the other one
+    huge = verdicts(tmp_path / "run", step["scores"]["1"]["method_id"])
+    assert {(v["category"], v["rule"]) for v in huge} == {("model_error", "ContextWindowError")}

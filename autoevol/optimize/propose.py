@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoevol.data.records import Seed
+from autoevol.errors import REQUEST_ERRORS
 from autoevol.evolve.steps import Tally
 from autoevol.llm.client import LLM
 from autoevol.methods.hygiene import check_method_hygiene
@@ -46,8 +47,12 @@ async def trajectory(
         stages: dict[str, Any] = {"id": index, "stage0": item.instruction}
         current = item.instruction
         for stage in range(1, rounds + 1):
-            out = await evol.chat([user(method.render(current))], phase="optimize.trajectory",
-                                  temperature=0.0, max_tokens=max_tokens)
+            try:
+                out = await evol.chat([user(method.render(current))], phase="optimize.trajectory",
+                                      temperature=0.0, max_tokens=max_tokens)
+            except REQUEST_ERRORS as error:
+                stages[f"stage{stage}"] = f"[no rewrite: the evol LLM rejected the request ({error})]"
+                break
             tally.add(out)
             parsed = parse_evolved(out.text, original=current, method=method)
             current = parsed.instruction if parsed.ok and parsed.instruction else out.text.strip()
@@ -66,6 +71,14 @@ class Proposer:
     hygiene: bool
 
     async def candidate(
+        self, index: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int, tally: Tally
+    ) -> Candidate:
+        try:
+            return await self._candidate(index, steps_trajectory, method, step, tally)
+        except REQUEST_ERRORS as error:
+            return self._no_proposal(index, "", method, f"optimizer_error:{type(error).__name__}")
+
+    async def _candidate(
         self, index: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int, tally: Tally
     ) -> Candidate:
         params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,

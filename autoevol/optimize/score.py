@@ -10,6 +10,7 @@ from typing import Any
 
 from autoevol.data.records import Seed
 from autoevol.detect import detect
+from autoevol.errors import REQUEST_ERRORS
 from autoevol.evolve.steps import Tally
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
@@ -82,6 +83,13 @@ class DevScorer:
     math_answers: bool = False
 
     async def verdict(self, method: EvolvingMethod, item: Seed, tally: Tally) -> ItemVerdict:
+        try:
+            return await self._verdict(method, item, tally)
+        except REQUEST_ERRORS as error:
+            # e.g. a method whose prompt no longer fits the context: a failure of that method.
+            return ItemVerdict(item.seed_id, True, "model_error", type(error).__name__, "", str(error))
+
+    async def _verdict(self, method: EvolvingMethod, item: Seed, tally: Tally) -> ItemVerdict:
         raw = await self.evol.chat([user(method.render(item.instruction))], phase="optimize.score",
                                    temperature=0.0, max_tokens=self.evol_max_tokens)
         tally.add(raw)
