@@ -11,9 +11,10 @@ from typing import Any
 
 from autoevol import __version__
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
+from autoevol.data.source import DataSource
 from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, TooManyErrors
 from autoevol.evolve.outputs import write_outputs
-from autoevol.evolve.pipeline import DataSource, evolve_dataset
+from autoevol.evolve.pipeline import evolve_dataset
 from autoevol.evolve.steps import Models
 from autoevol.executor import LocalExecutor
 from autoevol.home import cache_path

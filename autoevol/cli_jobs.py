@@ -81,7 +81,7 @@ def evolve(
     """Evolve every seed with one method, answer it, filter failures; resumable in --out."""
     from autoevol import api
     from autoevol.config import ExecSettings, evolve_settings
-    from autoevol.evolve.pipeline import DataSource
+    from autoevol.data.source import DataSource
 
     def go() -> api.EvolveResult:
         roles = _roles(model, responder_model, None, base_url, api_key_env, concurrency, request_timeout, judge_model)
@@ -166,7 +166,7 @@ def _job(opts: dict[str, Any], *, with_evolve: bool) -> Any:
 
     from autoevol import api
     from autoevol.config import ExecSettings, evolve_settings, optimize_settings
-    from autoevol.evolve.pipeline import DataSource
+    from autoevol.data.source import DataSource
 
     def go() -> Any:
         roles = _roles(opts["model"], opts.get("responder_model"), opts["optimizer_model"], opts["base_url"],

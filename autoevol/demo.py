@@ -18,7 +18,7 @@ from autoevol import api
 from autoevol.cli_support import print_step, print_summary
 from autoevol.config import ExecSettings, evolve_settings, optimize_settings
 from autoevol.data import sample_path
-from autoevol.evolve.pipeline import DataSource
+from autoevol.data.source import DataSource
 from autoevol.llm.spec import parse_model_spec
 
 SEEDS = 16

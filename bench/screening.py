@@ -23,7 +23,7 @@ from pathlib import Path
 
 from autoevol.api import Roles, optimize_async
 from autoevol.config import ExecSettings, evolve_settings, optimize_settings
-from autoevol.evolve.pipeline import DataSource
+from autoevol.data.source import DataSource
 from autoevol.llm.spec import parse_model_spec
 from tests.support.optimize_script import DEFAULT_QUALITY, Child, scripted_world, write_data
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from autoevol.api import Roles, evolve_async
 from autoevol.config import ExecSettings, evolve_settings
-from autoevol.evolve.pipeline import DataSource
+from autoevol.data.source import DataSource
 from autoevol.llm.spec import parse_model_spec
 from autoevol.methods import load_method
 

@@ -15,8 +15,8 @@ import pytest
 
 from autoevol.api import EvolveResult, Roles, evolve_async, resolve_methods
 from autoevol.config import EvolveSettings, ExecSettings, resolve
+from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError, DataError, ResumeMismatchError, ServerError, TooManyErrors
-from autoevol.evolve.pipeline import DataSource
 from autoevol.llm.fake import ScriptedBackend
 from autoevol.llm.spec import ModelSpec
 from autoevol.methods import load_method

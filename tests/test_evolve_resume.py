@@ -20,8 +20,8 @@ import pytest
 
 from autoevol.api import Roles, evolve_async
 from autoevol.config import EvolveSettings, ExecSettings, config_hash
+from autoevol.data.source import DataSource
 from autoevol.errors import BudgetExhausted, ConfigError, DataError, ResumeMismatchError
-from autoevol.evolve.pipeline import DataSource
 from autoevol.llm.fake import ScriptedBackend
 from autoevol.methods import load_method
 from autoevol.methods.method import EvolvingMethod

@@ -14,7 +14,7 @@ import pytest
 
 from autoevol.api import Roles, evolve_async, resolve_methods
 from autoevol.config import ExecSettings, resolve
-from autoevol.evolve.pipeline import DataSource
+from autoevol.data.source import DataSource
 from autoevol.llm.spec import parse_model_spec
 from autoevol.methods import load_method
 

@@ -53,7 +53,7 @@ def optimize(
     data: Path, out: Path, world: World, settings: OptimizeSettings, *,
     evolve: EvolveSettings | None = None, max_calls: int | None = None,
 ) -> OptimizeOutcome:
-    from autoevol.evolve.pipeline import DataSource
+    from autoevol.data.source import DataSource
 
     return asyncio.run(optimize_async(
         DataSource(data), roles=ROLES, out=out, settings=settings, evolve_settings=evolve or EvolveSettings(),
@@ -337,7 +337,7 @@ def test_best_method_artifact_loads_and_carries_lineage(data: Path, tmp_path: Pa
 
 
 def test_run_optimises_then_evolves_with_the_best_method(data: Path, tmp_path: Path) -> None:
-    from autoevol.evolve.pipeline import DataSource
+    from autoevol.data.source import DataSource
 
     world = scripted_world({"e0": [Child("a", 9), Child("b", 0)]})
     result = asyncio.run(run_async(
@@ -410,7 +410,7 @@ def test_run_stopped_in_its_evolve_phase_resumes_without_paying_twice(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from autoevol.api import resume
-    from autoevol.evolve.pipeline import DataSource
+    from autoevol.data.source import DataSource
 
     plan = {"e0": [Child("a", 9), Child("b", 0)]}
 

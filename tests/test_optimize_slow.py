@@ -16,7 +16,7 @@ import pytest
 
 from autoevol.api import Roles, optimize_async
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
-from autoevol.evolve.pipeline import DataSource
+from autoevol.data.source import DataSource
 from autoevol.llm.spec import parse_model_spec
 from autoevol.store.run import RunDir
 

@@ -9,8 +9,8 @@ import pytest
 
 from autoevol.config import OptimizeSettings
 from autoevol.data.records import Seed
+from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError
-from autoevol.evolve.pipeline import DataSource
 from autoevol.optimize.job import read_split
 from autoevol.optimize.split import Split, make_split
 from autoevol.types import user

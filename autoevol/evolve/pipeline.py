@@ -14,12 +14,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from autoevol.config import EvolveSettings, OnBadRow
+from autoevol.config import EvolveSettings
 from autoevol.data.readers import count_rows, iter_seeds
 from autoevol.data.records import BadRow, OutputRow, Turn
+from autoevol.data.source import DataSource
 from autoevol.detect import RULE_SETS
 from autoevol.errors import ConfigError, DataError, TooManyErrors
 from autoevol.evolve.steps import MODEL_ERROR, Job, Models, pick_method, row_id, run_job
@@ -28,31 +28,6 @@ from autoevol.methods.method import EvolvingMethod
 from autoevol.store.run import RunDir
 
 PHASE = "evolve"
-
-
-@dataclass(frozen=True, slots=True)
-class DataSource:
-    path: Path
-    schema: str = "auto"
-    field: str | None = None
-    id_field: str | None = None
-    on_bad_row: OnBadRow = "fail"
-    limit: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.on_bad_row not in ("fail", "skip"):
-            raise ConfigError(f"on_bad_row must be 'fail' or 'skip', got {self.on_bad_row!r}")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"limit must be >= 1, got {self.limit}")
-
-    def describe(self) -> dict[str, Any]:
-        stat = self.path.stat() if self.path.is_file() else None
-        # Absolute: `autoevol resume RUN` and a rerun from another directory must find the same file.
-        return {
-            "path": str(self.path.resolve()), "schema": self.schema, "field": self.field, "id_field": self.id_field,
-            "on_bad_row": self.on_bad_row, "limit": self.limit,
-            "size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None,
-        }
 
 
 @dataclass(slots=True)

@@ -15,8 +15,8 @@ from typing import Any
 from autoevol.config import EvolveSettings, OptimizeSettings
 from autoevol.data.readers import iter_seeds
 from autoevol.data.records import Seed
+from autoevol.data.source import DataSource
 from autoevol.data.writers import atomic_write_text
-from autoevol.evolve.pipeline import DataSource
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimize.loop import LoopState, Optimizer
