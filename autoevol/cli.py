@@ -11,7 +11,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from autoevol.cli_options import ApiKeyEnvOpt, BaseUrlOpt, ModelOpt, TimeoutOpt
-from autoevol.cli_support import guarded, model_spec
+from autoevol.cli_support import describe_outcome, guarded, model_spec
 
 app = typer.Typer(help="Auto Evol-Instruct: evolve instruction data with automatically optimised methods.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -111,7 +111,7 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="a run directory made by
         print_summary(result.summary)
     else:
         path = run_dir / "output" / "best_method.json"
-        typer.echo(f"best method {result.best.id} (λ={result.best_lambda}) -> {path}")
+        typer.echo(f"best method {describe_outcome(result)} -> {path}")
 
 
 def _register_jobs() -> None:

@@ -27,7 +27,7 @@ from autoevol.cli_options import (
     SchemaOpt,
     TimeoutOpt,
 )
-from autoevol.cli_support import guarded, model_spec, print_step, print_summary
+from autoevol.cli_support import describe_outcome, guarded, model_spec, print_step, print_summary
 
 DataArg = Annotated[Path, typer.Argument(help="JSONL, JSON, CSV, Parquet or a saved HF datasets directory")]
 RoundsOpt = Annotated[int | None, typer.Option("--rounds", "-r", min=1, help="evolution rounds of the final pass")]
@@ -121,7 +121,7 @@ def optimize(
     """Search for the evolving method with the lowest dev failure rate; writes output/best_method.json."""
     job = _job(locals(), with_evolve=False)
     outcome = guarded(job)
-    typer.echo(f"best method {outcome.best.id} (λ={outcome.best_lambda}) -> {out / 'output' / 'best_method.json'}")
+    typer.echo(f"best method {describe_outcome(outcome)} -> {out / 'output' / 'best_method.json'}")
 
 
 def run(
@@ -156,7 +156,7 @@ def run(
     """Optimise an evolving method, then evolve the whole dataset with it (one resumable run)."""
     result = guarded(_job(locals(), with_evolve=True))
     if result.optimization is not None:
-        typer.echo(f"selected method {result.optimization.best.id} (dev λ={result.optimization.best_lambda})")
+        typer.echo(f"selected method {describe_outcome(result.optimization)}")
     print_summary(result.summary, quiet=quiet)
 
 

@@ -56,3 +56,9 @@ def print_step(record: dict[str, Any]) -> None:
     who = "incumbent kept" if record["selected"] == -1 else f"candidate {record['selected']}"
     extra = f"; discarded: {', '.join(rejected)}" if rejected else ""
     typer.echo(f"step {record['step']}: {lam}, {who}, method {record['method']['id']}{extra}")
+
+
+def describe_outcome(outcome: Any) -> str:
+    """'m-… (dev λ=0.125)' for an optimisation outcome."""
+    value = outcome.best_lambda
+    return f"{outcome.best.id} (dev λ={'n/a' if value is None else f'{value:.3f}'})"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from autoevol import api
-from autoevol.cli_support import print_step, print_summary
+from autoevol.cli_support import describe_outcome, print_step, print_summary
 from autoevol.config import ExecSettings, evolve_settings, optimize_settings
 from autoevol.data import sample_path
 from autoevol.data.source import DataSource
@@ -39,7 +39,7 @@ def main() -> int:
         exec_settings=ExecSettings(quiet=not sys.stdout.isatty()), on_step=print_step,
     ))
     if result.optimization is not None:
-        print(f"selected method: {result.optimization.best.id} (dev λ={result.optimization.best_lambda})")
+        print(f"selected method: {describe_outcome(result.optimization)}")
     print_summary(result.summary)
     print(f"demo finished in {time.monotonic() - started:.0f}s; run directory: {out}")
     print("note: SmolLM2-135M is a 135M-parameter model; it often answers instead of rewriting, so most "
