@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -19,9 +19,6 @@ cache_app = typer.Typer(help="Inspect or clear the request cache.", no_args_is_h
 methods_app = typer.Typer(help="List and show evolving methods.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 app.add_typer(methods_app, name="methods")
-
-T = TypeVar("T")
-
 
 @app.command()
 def ping(

@@ -131,10 +131,3 @@ def optimize_settings(preset: str, **overrides: Any) -> OptimizeSettings:
 def config_hash(config: dict[str, Any]) -> str:
     payload = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return "c-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-
-def resolve(preset: str, section: Literal["evolve", "optimize"], overrides: dict[str, Any]) -> BaseModel:
-    """Section-by-name form of `evolve_settings` / `optimize_settings`."""
-    model: type[BaseModel] = EvolveSettings if section == "evolve" else OptimizeSettings
-    return _resolve(model, preset, section, overrides)

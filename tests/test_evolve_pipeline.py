@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from autoevol.api import EvolveResult, Roles, evolve_async, resolve_methods
-from autoevol.config import EvolveSettings, ExecSettings, resolve
+from autoevol.config import EvolveSettings, ExecSettings, evolve_settings
 from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError, DataError, ResumeMismatchError, ServerError, TooManyErrors
 from autoevol.llm.fake import ScriptedBackend
@@ -215,7 +215,7 @@ async def test_paper_rule_set_still_names_unusable_rewrites(tmp_path: Path) -> N
     rows = [{"id": "p", "instruction": "Explain tides [parse]"}, {"id": "u", "instruction": "Explain rain [unchanged]"},
             {"id": "ok", "instruction": "Add 2 and 3"}]
     result = await run(write_jsonl(tmp_path / "seeds.jsonl", rows), tmp_path / "run", Script(),
-                       resolve("paper", "evolve", {}))
+                       evolve_settings("paper"))
     _, problems, summary = outputs(result)
     assert [(r["seed_id"], r["failure_category"]) for r in problems] == [
         ("p", "parse_failure"), ("u", "unchanged_instruction")]
@@ -323,7 +323,7 @@ EI_SEEDS = [f"Question {i}" for i in range(8)] + [
 
 
 async def test_evol_instruct_preset(tmp_path: Path) -> None:
-    settings = resolve("evol-instruct", "evolve", {"rounds": 2})
+    settings = evolve_settings("evol-instruct", rounds=2)
     methods = resolve_methods("initial", settings)
     assert len(methods) == 6
     data = write_jsonl(tmp_path / "seeds.jsonl",

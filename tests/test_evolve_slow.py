@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autoevol.api import Roles, evolve_async, resolve_methods
-from autoevol.config import ExecSettings, resolve
+from autoevol.config import ExecSettings, evolve_settings
 from autoevol.data.source import DataSource
 from autoevol.llm.spec import parse_model_spec
 from autoevol.methods import load_method
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 async def test_three_gsm8k_seeds_through_the_embedded_model(tmp_path: Path, bundled_model: Path) -> None:
     sample = Path(str(resources.files("autoevol.data").joinpath("samples/gsm8k_train_sample.jsonl")))
-    settings = resolve("demo", "evolve", {})
+    settings = evolve_settings("demo")
     result = await evolve_async(
         DataSource(sample, limit=3), methods=resolve_methods("initial", settings),
         roles=Roles(evol=parse_model_spec("local")), out=tmp_path / "run", settings=settings,
