@@ -20,7 +20,6 @@ from autoevol.config import EvolveSettings
 from autoevol.data.readers import count_rows, iter_seeds
 from autoevol.data.records import BadRow, OutputRow, Turn
 from autoevol.data.source import DataSource
-from autoevol.detect import RULE_SETS
 from autoevol.errors import ConfigError, DataError, TooManyErrors
 from autoevol.evolve.steps import MODEL_ERROR, Job, Models, pick_method, row_id, run_job
 from autoevol.executor import Executor
@@ -96,16 +95,17 @@ def _seed_jobs(source: DataSource) -> Iterator[tuple[Job, BadRow | None]]:
 
 def _next_round_jobs(run: RunDir, round_: int, settings: EvolveSettings) -> Iterator[tuple[Job, BadRow | None]]:
     """Round k's inputs: round k-1's accepted rows (and, Evol-Instruct style, rejected rows' parents)."""
+    statuses = _next_round_statuses(settings)
     for payload in run.state.iter_phase(PHASE, round_ - 1):
         row = payload["row"]
+        if row["status"] not in statuses:
+            continue
         if row["status"] == "accepted":
             turns = tuple(Turn(m["role"], m["content"]) for m in row["messages"])
             parent = row["id"]
-        elif row["status"] == "rejected" and settings.failed_back_to_pool:
+        else:  # a rejected row's parent goes back to the pool
             turns = tuple(Turn(t["role"], t["content"]) for t in payload["input_turns"])
             parent = row["parent_id"]
-        else:
-            continue
         yield Job(seed_id=row["seed_id"], seq=payload["seq"], round=round_, turns=turns, parent_id=parent), None
 
 
@@ -135,7 +135,7 @@ async def evolve_dataset(
     A unit already stored is skipped, except a `failed` row caused by a model error (server down,
     deadline...): running the same command again retries exactly those.
     """
-    _check_settings(methods, settings)
+    _check_methods(methods)
     methods_id = "+".join(m.id for m in methods)
     stats: list[RoundStats] = []
     streak = _ErrorStreak(max_consecutive_errors)
@@ -193,16 +193,19 @@ class _ErrorStreak:
             )
 
 
-def _check_settings(methods: tuple[EvolvingMethod, ...], settings: EvolveSettings) -> None:
-    # Caught here, before any call is paid for, rather than by the first row that reaches `detect`.
+def _check_methods(methods: tuple[EvolvingMethod, ...]) -> None:
+    # Caught here, before any call is paid for; rule sets are checked by EvolveSettings itself.
     if not methods:
         raise ConfigError("no evolving method given")
-    if settings.rule_set not in RULE_SETS:
-        raise ConfigError(f"unknown rule set {settings.rule_set!r}; choose one of {', '.join(RULE_SETS)}")
+
+
+def _next_round_statuses(settings: EvolveSettings) -> tuple[str, ...]:
+    """Which of round k-1's rows round k takes as input (see `_next_round_jobs`)."""
+    return ("accepted", "rejected") if settings.failed_back_to_pool else ("accepted",)
 
 
 def _round_total(source: DataSource, run: RunDir, round_: int, settings: EvolveSettings) -> int:
     if round_ > 1:
-        return sum(1 for _ in _next_round_jobs(run, round_, settings))
+        return run.state.count(PHASE, round_ - 1, statuses=_next_round_statuses(settings))
     total = count_rows(source.path)
     return min(total, source.limit) if source.limit is not None else total

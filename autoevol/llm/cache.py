@@ -128,11 +128,13 @@ class ResponseCache:
             ).fetchone()
             if row is None:
                 self._bump(("misses", 1))
-                return None
-            self._bump(("hits", 1), ("tokens_saved", row[2] + row[3]))
+            else:
+                self._bump(("hits", 1), ("tokens_saved", row[2] + row[3]))
             self._lookups += 1
             if self._lookups % self.FLUSH_EVERY == 0:
                 self._flush()
+        if row is None:
+            return None
         text, finish, prompt, completion, model = row
         usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
         return Completion(text=text, finish_reason=finish, usage=usage, cached=True, model=model)

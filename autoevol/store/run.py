@@ -84,12 +84,16 @@ class StateDB:
         for row in self._db.execute(sql + " ORDER BY round, seq", args):
             yield json.loads(row[0])
 
-    def count(self, phase: str, round: int | None = None) -> int:
+    def count(self, phase: str, round: int | None = None, *, statuses: tuple[str, ...] | None = None) -> int:
+        """Units of a phase (and round); with `statuses`, only rows whose status is one of them."""
         sql = "SELECT COUNT(*) FROM units WHERE phase = ?"
         args: list[object] = [phase]
         if round is not None:
             sql += " AND round = ?"
             args.append(round)
+        if statuses is not None:
+            sql += f" AND json_extract(payload, '$.row.status') IN ({', '.join('?' * len(statuses))})"
+            args.extend(statuses)
         return int(self._db.execute(sql, args).fetchone()[0])
 
     def set(self, name: str, value: Any) -> None:
