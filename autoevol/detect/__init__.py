@@ -17,6 +17,7 @@ from autoevol.detect.rules import (
     equal_judge_messages,
     parse_equal_judgement,
 )
+from autoevol.detect.truncation import truncation_verdict
 
 __all__ = [
     "CATEGORY_IDS",
@@ -32,4 +33,5 @@ __all__ = [
     "detect",
     "equal_judge_messages",
     "parse_equal_judgement",
+    "truncation_verdict",
 ]

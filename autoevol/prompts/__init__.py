@@ -130,11 +130,18 @@ def parse_optimized_method(reply: str) -> str | None:
 
 
 def respond_messages(
-    instruction: str, *, math: bool = False, history: Sequence[Message] | None = None
+    instruction: str, *, math: bool = False, history: Sequence[Message] | None = None,
+    system_prompt: str | None = None,
 ) -> list[Message]:
-    """The answerer's chat: system prompt, any earlier turns, then the instruction as the user turn."""
+    """The answerer's chat: system prompt, any earlier turns, then the instruction as the user turn.
+
+    `system_prompt` is the seed's own system turn, which replaces ours so that a training row's
+    answers were written in the context the row shows; a math format request is appended to it.
+    """
     earlier = list(history or [])
     if any(m.role == "system" for m in earlier):
         raise ValueError("history must not contain a system message; respond_messages adds its own")
     prompt = load_template("respond_math_system" if math else "respond_system")
+    if system_prompt is not None:
+        prompt = f"{system_prompt}\n\n{prompt}" if math else system_prompt
     return [system(prompt), *earlier, user(instruction)]

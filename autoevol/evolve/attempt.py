@@ -1,0 +1,231 @@
+"""The paper's core operation, written once: apply a method to an instruction, answer the result,
+judge the answer. The final pass (`evolve.steps`), dev scoring (`optimize.score`) and the
+trajectory (`optimize.propose`) all call these functions, so a rule about what counts as a usable
+rewrite or answer (parse failures, cut-off outputs, retries, fallbacks) cannot drift between them.
+
+Nothing here decides what a phase does with a failure; each returns a `Verdict` saying why a
+rewrite or answer is unusable, and the caller turns that into a rejected row or a λ failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from autoevol.detect import OK, Verdict, detect, equal_judge_messages, parse_equal_judgement, truncation_verdict
+from autoevol.llm.client import LLM
+from autoevol.methods.method import EvolvingMethod
+from autoevol.methods.parse import ParseResult, parse_evolved
+from autoevol.prompts import respond_messages
+from autoevol.types import Completion, Message, Usage, user
+
+#: A retry at temperature 0 would only repeat itself: re-asks sample at least this warm.
+RETRY_TEMPERATURE = 0.7
+#: Room for the 4-step method's list and plan, on top of the copies of the instruction it writes.
+_REWRITE_OVERHEAD_TOKENS = 384
+_REWRITE_TOKENS_PER_INPUT_TOKEN = 3
+
+
+def rewrite_token_cap(instruction: str, ceiling: int) -> int:
+    """Tokens one rewrite may take: enough for the method's steps around the instruction, no more.
+
+    Small models at temperature 0 can loop until the cap; a cap sized to the input stops a loop
+    hundreds of tokens earlier than a flat 1,024 while leaving a well-behaved rewrite untouched.
+    Token count is estimated as UTF-8 bytes / 3, generous for English and about right for CJK.
+    """
+    estimate = len(instruction.encode("utf-8")) // 3 + 1
+    return max(16, min(ceiling, _REWRITE_OVERHEAD_TOKENS + _REWRITE_TOKENS_PER_INPUT_TOKEN * estimate))
+
+
+@dataclass(frozen=True, slots=True)
+class RewritePolicy:
+    """How one instruction is rewritten."""
+
+    temperature: float
+    max_tokens: int
+    retries: int = 0
+    #: The reference code's behaviour: with no usable marker section, the whole output (or the text
+    #: after the marker) is the instruction. Off, an unparsable rewrite is a failure.
+    whole_output_fallback: bool = False
+    #: Added to every sample index, so a row asked again in a later round is a new request.
+    sample_base: int = 0
+    phase: str = "evolve"
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerPolicy:
+    """How an (evolved) instruction is answered and which rules judge the answer."""
+
+    temperature: float
+    max_tokens: int
+    rule_set: str
+    math: bool = False
+    phase: str = "evolve"
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """One rewrite: `instruction` is the usable text, None when `verdict` says why there is none."""
+
+    instruction: str | None
+    raw: str
+    verdict: Verdict
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    verdict: Verdict
+    usage: Usage
+
+
+def add_usage(a: Usage, b: Usage) -> Usage:
+    return Usage(a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens)
+
+
+def _parse_verdict(parsed: ParseResult) -> Verdict:
+    # Whatever the rule set counts for λ, an unusable rewrite always names its rule.
+    return detect("", rule_set="paper", parsed=parsed, count_parse_failures=True)
+
+
+def _fallback_text(parsed: ParseResult, raw: str) -> str:
+    """What the reference code answers: the text after the marker if there is one, else everything."""
+    if parsed.marker is not None and parsed.instruction is not None:
+        return parsed.instruction
+    if parsed.marker is not None:
+        return ""
+    return raw.strip()
+
+
+def _judge_rewrite(completion: Completion, instruction: str, method: EvolvingMethod,
+                   policy: RewritePolicy) -> tuple[str | None, Verdict]:
+    cut = truncation_verdict(completion.text, completion.finish_reason)
+    if cut.failed:
+        return None, cut  # even the fallback never keeps a rewrite that stopped mid-sentence
+    parsed = parse_evolved(completion.text, original=instruction, method=method)
+    if parsed.ok:
+        return parsed.instruction, OK
+    if policy.whole_output_fallback:
+        text = _fallback_text(parsed, completion.text)
+        if text:
+            return text, OK
+    return None, _parse_verdict(parsed)
+
+
+async def rewrite(evol: LLM, method: EvolvingMethod, instruction: str, policy: RewritePolicy) -> Rewrite:
+    """Rewrite one instruction; an unusable rewrite (unparsable or cut off) is re-asked `retries`
+    times, sampling. "Unchanged" is not retried: the model understood and chose not to change it."""
+    prompt = [user(method.render(instruction))]
+    max_tokens = rewrite_token_cap(instruction, policy.max_tokens)
+    usage = Usage()
+    raw, text, verdict = "", None, OK
+    for attempt in range(policy.retries + 1):
+        temperature = policy.temperature if attempt == 0 else max(policy.temperature, RETRY_TEMPERATURE)
+        completion = await evol.chat(prompt, phase=policy.phase, temperature=temperature, max_tokens=max_tokens,
+                                     sample_index=policy.sample_base + attempt)
+        usage = add_usage(usage, completion.usage)
+        raw = completion.text
+        text, verdict = _judge_rewrite(completion, instruction, method, policy)
+        if text is not None or verdict.category == "unchanged_instruction":
+            break
+    return Rewrite(text, raw, verdict, usage)
+
+
+async def answer(
+    responder: LLM, history: Sequence[Message], instruction: str, policy: AnswerPolicy, *,
+    system_prompt: str | None = None,
+) -> Answer:
+    """Answer `instruction` after `history`, then judge the answer with the policy's rules.
+
+    A cut-off answer fails before any rule runs: it is never a training row and counts in λ.
+    """
+    messages = respond_messages(instruction, math=policy.math, history=history, system_prompt=system_prompt)
+    completion = await responder.chat(messages, phase=policy.phase, temperature=policy.temperature,
+                                      max_tokens=policy.max_tokens)
+    verdict = truncation_verdict(completion.text, completion.finish_reason)
+    if not verdict.failed:
+        verdict = detect(completion.text, rule_set=policy.rule_set, parsed=None)
+    return Answer(completion.text, verdict, completion.usage)
+
+
+#: Room for a judge that explains itself before it says "Equal" / "Not Equal".
+JUDGE_MAX_TOKENS = 64
+
+
+async def judge_gain(judge: LLM, before: str, after: str, *, phase: str) -> tuple[Verdict, Usage]:
+    """Evol-Instruct's W1: does the evolved instruction say anything the original did not?"""
+    completion = await judge.chat(equal_judge_messages(before, after), phase=phase, temperature=0.0,
+                                  max_tokens=JUDGE_MAX_TOKENS)
+    cut = truncation_verdict(completion.text, completion.finish_reason)
+    if cut.failed:
+        return Verdict(True, cut.category, f"judge_{cut.rule}"), completion.usage
+    return parse_equal_judgement(completion.text), completion.usage
+
+
+@dataclass(frozen=True, slots=True)
+class Evolution:
+    """A conversation evolved, answered and judged: what a final-pass row and a dev item are made of.
+
+    `turns` holds the evolved conversation with regenerated answers, up to the turn that failed;
+    `raw` is the evol LLM's output for a rewrite that could not be used (kept for diagnosis).
+    """
+
+    turns: tuple[Message, ...]
+    verdict: Verdict
+    instruction: str  # the first evolved user turn ("" when its rewrite failed)
+    response: str  # the last answer written
+    raw: str
+    usage: Usage
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict.failed
+
+
+def _first_user(turns: Sequence[Message]) -> str:
+    return next((t.content for t in turns if t.role == "user"), "")
+
+
+async def evolve_conversation(
+    evol: LLM, responder: LLM, method: EvolvingMethod, turns: Sequence[Message],
+    rewrite_policy: RewritePolicy, answer_policy: AnswerPolicy, *, judge: LLM | None = None,
+) -> Evolution:
+    """Evolve every user turn with `method`, then answer them in order with the evolved history;
+    with a `judge`, Evol-Instruct's equal/not-equal check runs last. The first failure decides.
+
+    A seed's system turn stays in the conversation and is the responder's system prompt, so the
+    training row and the context its answers were written in are the same.
+    """
+    usage = Usage()
+    evolved: list[Message] = []
+    for turn in turns:
+        if turn.role != "user":
+            evolved.append(turn)
+            continue
+        done = await rewrite(evol, method, turn.content, rewrite_policy)
+        usage = add_usage(usage, done.usage)
+        if done.instruction is None:
+            return Evolution(tuple(evolved), done.verdict, "", "", done.raw, usage)
+        evolved.append(Message("user", done.instruction))
+    system_prompt = next((t.content for t in turns if t.role == "system"), None)
+    out: list[Message] = []
+    history: list[Message] = []
+    reply = Answer("", OK, Usage())
+    for turn in evolved:
+        if turn.role == "assistant":
+            continue  # old answers belong to the old instructions: regenerated here
+        out.append(turn)
+        if turn.role != "user":
+            continue
+        reply = await answer(responder, history, turn.content, answer_policy, system_prompt=system_prompt)
+        usage = add_usage(usage, reply.usage)
+        out.append(Message("assistant", reply.text))
+        history += [turn, Message("assistant", reply.text)]
+        if reply.verdict.failed:
+            return Evolution(tuple(out), reply.verdict, _first_user(out), reply.text, "", usage)
+    verdict = OK
+    if judge is not None:
+        verdict, judged = await judge_gain(judge, _first_user(turns), _first_user(out), phase=answer_policy.phase)
+        usage = add_usage(usage, judged)
+    return Evolution(tuple(out), verdict, _first_user(out), reply.text, "", usage)
