@@ -17,7 +17,7 @@ from autoevol.errors import ConfigError
 
 Mix = Literal["last", "all", "last+seed", "all+seed"]
 OnBadRow = Literal["fail", "skip"]
-RuleSetName = Literal["paper", "extended", "default", "elimination"]
+RuleSetName = Literal["paper", "extended", "default", "elimination", "none"]
 S = TypeVar("S", bound=BaseModel)
 
 
@@ -28,21 +28,34 @@ class _Frozen(BaseModel):
 class EvolveSettings(_Frozen):
     rounds: int = Field(1, ge=1, le=20, description="evolution rounds; round k evolves round k-1's accepted rows")
     mix: Mix = Field("last", description="what the final dataset holds: last round or all rounds, +seed adds seeds")
-    rule_set: RuleSetName = Field("extended", description="failure rules applied to each response")
+    rule_set: RuleSetName = Field(
+        "extended", description="failure rules applied to each response; 'none' keeps every usable row (the paper)"
+    )
     operations: tuple[str, ...] = Field(
         (), description="evolve with one of these methods picked at random per row and round (Evol-Instruct)"
     )
     failed_back_to_pool: bool = Field(
         False, description="a rejected row's parent goes on to the next round (Evol-Instruct's pool)"
     )
-    judge_information_gain: bool = Field(False, description="ask the evol LLM whether an evolution changed anything")
+    judge_information_gain: bool | None = Field(
+        None, description="ask the judge whether an evolution changed anything (default: with the elimination rules)"
+    )
     evol_temperature: float = Field(0.0, ge=0, le=2, description="evol LLM temperature when rewriting")
-    evol_max_tokens: int = Field(1024, ge=16, description="token cap for one rewrite")
+    evol_max_tokens: int = Field(
+        1536, ge=16, description="token ceiling for one rewrite; each rewrite is capped lower, by its input's length"
+    )
     respond_temperature: float = Field(0.0, ge=0, le=2, description="temperature when answering")
     respond_max_tokens: int = Field(1024, ge=16, description="token cap for one answer")
     math_answers: bool = Field(False, description="ask answers to end with 'The answer is: N'")
     parse_retries: int = Field(1, ge=0, le=5, description="re-ask the evol LLM when its rewrite cannot be parsed")
     seed: int = Field(0, description="seed for every random choice")
+
+    @property
+    def judges(self) -> bool:
+        """W1 belongs to Evol-Instruct's elimination rules: on with them unless turned off."""
+        if self.judge_information_gain is not None:
+            return self.judge_information_gain
+        return self.rule_set == "elimination"
 
 
 class OptimizeSettings(_Frozen):
@@ -64,6 +77,9 @@ class OptimizeSettings(_Frozen):
     screen_size: int | None = Field(None, ge=1, description="screen candidates on this many dev items first")
     rule_set: RuleSetName = Field("extended", description="failure rules deciding λ")
     initial_method: str = Field("initial", description="the method e0 the loop starts from")
+    score_math_answers: bool = Field(
+        False, description="dev-scoring answers end with 'The answer is: N' too (biases λ toward 0; off in the paper)"
+    )
 
 
 class ExecSettings(_Frozen):
@@ -80,7 +96,8 @@ class ExecSettings(_Frozen):
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
-        "evolve": {"rule_set": "paper", "rounds": 1, "mix": "last", "parse_retries": 0},
+        # The paper keeps every row of its final pass: no rule filters it, no rewrite is dropped.
+        "evolve": {"rule_set": "none", "rounds": 1, "mix": "last", "parse_retries": 0},
         "optimize": {
             "incumbent_competes": False, "return_best": False, "tie_break": "index", "hygiene": False,
             "count_parse_failures": False, "rule_set": "paper",
@@ -98,6 +115,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "evolve": {
             "rounds": 4, "mix": "all+seed", "rule_set": "elimination", "failed_back_to_pool": True,
             "judge_information_gain": True,
+            # WizardLM's decoding: a row sent back to the pool must be able to come out differently.
+            "evol_temperature": 1.0,
             "operations": (
                 "evol-constraints", "evol-deepen", "evol-concretize", "evol-reasoning",
                 "evol-complicate-input", "evol-breadth",

@@ -264,7 +264,8 @@ async def test_multi_turn_user_turns_evolved_and_answers_regenerated_in_order(tm
     assert [m.role for m in answers[0].messages] == ["system", "user"]
     # The second answer saw the evolved first turn and the regenerated first answer as history.
     assert answers[1].messages[1:] == (Message("user", q1), Message("assistant", a1), Message("user", q2))
-    assert answers[1].messages[0] == respond_messages(q2)[0]
+    # The seed's system turn is in the row, so it is also what the answers were written under.
+    assert answers[0].messages[0] == answers[1].messages[0] == Message("system", "You are a patient maths tutor.")
 
 
 async def test_multi_turn_rejection_stops_at_the_failing_turn(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_run_dir_refuses_another_command_or_schema(tmp_path: Path) -> None:
     manifest = json.loads(manifest_path.read_text())
     assert (manifest["config_hash"], manifest["schema_version"]) == (config_hash(config), SCHEMA_VERSION)
     manifest_path.write_text(json.dumps(manifest | {"schema_version": SCHEMA_VERSION + 1}))
-    with pytest.raises(ResumeMismatchError, match="run schema 2"):
+    with pytest.raises(ResumeMismatchError, match=f"run schema {SCHEMA_VERSION + 1}"):
         RunDir.open(tmp_path / "run", command="evolve", config=config)
     with pytest.raises(ResumeMismatchError, match="not an autoevol run directory"):
         RunDir.load_manifest(tmp_path)

@@ -194,7 +194,7 @@ def test_paper_preset_returns_the_last_selected_method(data: Path, tmp_path: Pat
     assert manifest["config"]["optimize"] == paper.model_dump(mode="json")  # every resolved setting
     assert manifest["config"]["optimize"]["incumbent_competes"] is False
     assert manifest["config"]["optimize"]["return_best"] is False
-    assert manifest["config"]["evolve"]["rule_set"] == "paper"
+    assert manifest["config"]["evolve"]["rule_set"] == "none"  # the paper keeps every row of its final pass
 
 
 def test_patience_stops_early(data: Path, tmp_path: Path) -> None:

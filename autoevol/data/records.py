@@ -67,6 +67,8 @@ OUTPUT_FIELDS: tuple[str, ...] = (
     "method_id",
     "evol_model",
     "responder_model",
+    "optimizer_model",
+    "judge_model",
     "status",
     "failure_category",
     "failure_rule",
@@ -101,6 +103,8 @@ class OutputRow:
     parent_instruction: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    optimizer_model: str | None = None  # the model that chose `method_id`; None for a given method
+    judge_model: str | None = None  # the model behind Evol-Instruct's equal/not-equal check, if it ran
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:

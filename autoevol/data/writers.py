@@ -34,6 +34,8 @@ def output_schema() -> pa.Schema:
             ("method_id", pa.string()),
             ("evol_model", pa.string()),
             ("responder_model", pa.string()),
+            ("optimizer_model", pa.string()),
+            ("judge_model", pa.string()),
             ("status", pa.string()),
             ("failure_category", pa.string()),
             ("failure_rule", pa.string()),

@@ -14,46 +14,50 @@ from pathlib import Path
 from typing import Any
 
 from autoevol.config import EvolveSettings
-from autoevol.data.records import OutputRow, Turn
+from autoevol.data.records import OutputRow
 from autoevol.data.writers import atomic_write_text, write_parquet
-from autoevol.evolve.pipeline import PHASE, RoundStats
+from autoevol.evolve.pipeline import RoundStats
+from autoevol.evolve.units import PHASE, StoredUnit
 from autoevol.store.run import RunDir
 
 
-def _seed_row(payload: dict[str, Any]) -> OutputRow | None:
+def _seed_row(unit: StoredUnit) -> OutputRow | None:
     """Round 0: the seed as it came in; only seeds that carry a response can train anything."""
-    turns = payload["input_turns"]
-    if not any(t["role"] == "assistant" for t in turns):
+    turns = unit.input_turns
+    answers = [t.content for t in turns if t.role == "assistant"]
+    if not answers:
         return None
-    row = payload["row"]
-    first_user = next(t["content"] for t in turns if t["role"] == "user")
-    last_answer = [t["content"] for t in turns if t["role"] == "assistant"][-1]
+    first_user = next(t.content for t in turns if t.role == "user")
+    seed_id = unit.row.seed_id
     return OutputRow(
-        id=f"{row['seed_id']}#r0", seed_id=row["seed_id"], round=0, parent_id=None, method_id=None,
+        id=f"{seed_id}#r0", seed_id=seed_id, round=0, parent_id=None, method_id=None,
         evol_model="", responder_model="", status="accepted", failure_category=None, failure_rule=None,
-        error=None, instruction=first_user, response=last_answer,
-        messages=tuple(Turn(t["role"], t["content"]) for t in turns), parent_instruction=first_user,
-        prompt_tokens=0, completion_tokens=0,
+        error=None, instruction=first_user, response=answers[-1], messages=turns, parent_instruction=first_user,
     )
+
+
+def _units(run: RunDir, round_: int | None = None) -> Iterator[StoredUnit]:
+    for payload in run.state.iter_phase(PHASE, round_):
+        yield StoredUnit.from_dict(payload)
 
 
 def _training_rows(run: RunDir, settings: EvolveSettings) -> Iterator[dict[str, Any]]:
     if settings.mix.endswith("+seed"):
-        for payload in run.state.iter_phase(PHASE, 1):
-            seed = _seed_row(payload)
+        for unit in _units(run, 1):
+            seed = _seed_row(unit)
             if seed is not None:
                 yield seed.to_dict()
     rounds = range(1, settings.rounds + 1) if settings.mix.startswith("all") else [settings.rounds]
     for round_ in rounds:
-        for payload in run.state.iter_phase(PHASE, round_):
-            if payload["row"]["status"] == "accepted":
-                yield payload["row"]
+        for unit in _units(run, round_):
+            if unit.row.status == "accepted":
+                yield unit.row.to_dict()
 
 
 def _problem_rows(run: RunDir) -> Iterator[dict[str, Any]]:
-    for payload in run.state.iter_phase(PHASE):
-        if payload["row"]["status"] != "accepted":
-            yield payload["row"]
+    for unit in _units(run):
+        if unit.row.status != "accepted":
+            yield unit.row.to_dict()
 
 
 def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> int:

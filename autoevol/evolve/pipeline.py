@@ -18,15 +18,14 @@ from typing import Any
 
 from autoevol.config import EvolveSettings
 from autoevol.data.readers import count_rows, iter_seeds
-from autoevol.data.records import BadRow, OutputRow, Turn
+from autoevol.data.records import BadRow, OutputRow
 from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError, DataError, TooManyErrors
-from autoevol.evolve.steps import MODEL_ERROR, Job, Models, pick_method, row_id, run_job
+from autoevol.evolve.steps import Job, Models, pick_method, row_id, run_job
+from autoevol.evolve.units import MODEL_ERROR, PHASE, StoredUnit, unit_key
 from autoevol.executor import Executor
 from autoevol.methods.method import EvolvingMethod
 from autoevol.store.run import RunDir
-
-PHASE = "evolve"
 
 
 @dataclass(slots=True)
@@ -49,10 +48,6 @@ class RoundStats:
 
 
 ProgressHook = Callable[[OutputRow], None]
-
-
-def unit_key(method_ids: str, seed_id: str, round_: int) -> str:
-    return f"{PHASE}|{method_ids}|{seed_id}|{round_}"
 
 
 class _Intake:
@@ -97,16 +92,15 @@ def _next_round_jobs(run: RunDir, round_: int, settings: EvolveSettings) -> Iter
     """Round k's inputs: round k-1's accepted rows (and, Evol-Instruct style, rejected rows' parents)."""
     statuses = _next_round_statuses(settings)
     for payload in run.state.iter_phase(PHASE, round_ - 1):
-        row = payload["row"]
-        if row["status"] not in statuses:
+        unit = StoredUnit.from_dict(payload)
+        row = unit.row
+        if row.status not in statuses:
             continue
-        if row["status"] == "accepted":
-            turns = tuple(Turn(m["role"], m["content"]) for m in row["messages"])
-            parent = row["id"]
-        else:  # a rejected row's parent goes back to the pool
-            turns = tuple(Turn(t["role"], t["content"]) for t in payload["input_turns"])
-            parent = row["parent_id"]
-        yield Job(seed_id=row["seed_id"], seq=payload["seq"], round=round_, turns=turns, parent_id=parent), None
+        # A rejected row's parent goes back to the pool (Evol-Instruct); an accepted row goes on.
+        accepted = row.status == "accepted"
+        turns = row.messages if accepted else unit.input_turns
+        parent = row.id if accepted else row.parent_id
+        yield Job(seed_id=row.seed_id, seq=unit.seq, round=round_, turns=turns, parent_id=parent), None
 
 
 def _bad_row(job: Job, bad: BadRow, models: Models) -> OutputRow:
@@ -157,8 +151,7 @@ async def evolve_dataset(
         def store(item: tuple[Job, BadRow | None], row: OutputRow) -> None:
             job = item[0]
             run.state.put(unit_key(methods_id, job.seed_id, job.round), phase=PHASE, round=job.round, seq=job.seq,
-                          payload={"seq": job.seq, "row": row.to_dict(), "retry": row.failure_category == MODEL_ERROR,
-                                   "input_turns": [{"role": t.role, "content": t.content} for t in job.turns]})
+                          payload=StoredUnit(job.seq, row, job.turns).to_dict())
             if on_row:
                 on_row(row)
             streak.add(row.failure_category == MODEL_ERROR, row.error)
@@ -171,7 +164,7 @@ async def evolve_dataset(
             run.events.emit("run_aborted", round=round_, error=str(intake.error))
             raise intake.error
         for payload in run.state.iter_phase(PHASE, round_):
-            round_stats.add(OutputRow.from_dict(payload["row"]))
+            round_stats.add(StoredUnit.from_dict(payload).row)
         stats.append(round_stats)
         run.events.emit("round_finished", **round_stats.to_dict(), seconds=round(time.monotonic() - started, 3))
     return stats

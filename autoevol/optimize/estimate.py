@@ -40,7 +40,7 @@ def estimate(
     method_tokens = _tokens(method.template)
     evolve_call = method_tokens + instr + evo.evol_max_tokens
     answer_call = instr * 1.3 + evo.respond_max_tokens + 30
-    per_seed_calls = 2 + int(evo.judge_information_gain)
+    per_seed_calls = 2 + int(evo.judges)
     evolve_calls = n_seeds * evo.rounds * per_seed_calls
     evolve_tokens = int(n_seeds * evo.rounds * (evolve_call + answer_call))
     if opt is None:

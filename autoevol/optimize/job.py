@@ -17,6 +17,7 @@ from autoevol.data.readers import iter_seeds
 from autoevol.data.records import Seed
 from autoevol.data.source import DataSource
 from autoevol.data.writers import atomic_write_text
+from autoevol.evolve.attempt import AnswerPolicy, RewritePolicy
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimize.loop import LoopState, Optimizer
@@ -46,13 +47,25 @@ def build_optimizer(
     evol: LLM, optimizer: LLM, split: Split, run: RunDir, opt: OptimizeSettings, evo: EvolveSettings,
     on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> Optimizer:
-    scorer = DevScorer(evol, rule_set=opt.rule_set, count_parse_failures=opt.count_parse_failures,
-                       evol_max_tokens=evo.evol_max_tokens, respond_max_tokens=evo.respond_max_tokens,
-                       math_answers=evo.math_answers)
+    scorer = DevScorer(evol, *scoring_policies(opt, evo))
     proposer = Proposer(optimizer, temperature=opt.optimizer_temperature, top_p=opt.optimizer_top_p,
                         max_tokens=opt.optimizer_max_tokens, hygiene=opt.hygiene)
-    return Optimizer(opt, scorer, proposer, split, run, seed=evo.seed, trajectory_max_tokens=evo.evol_max_tokens,
-                     on_step=on_step)
+    # The optimizer must see what the method really does: one attempt, no fallback, no retry.
+    shown = RewritePolicy(temperature=evo.evol_temperature, max_tokens=evo.evol_max_tokens,
+                          phase="optimize.trajectory")
+    return Optimizer(opt, scorer, proposer, split, run, seed=evo.seed, trajectory_policy=shown, on_step=on_step)
+
+
+def scoring_policies(opt: OptimizeSettings, evo: EvolveSettings) -> tuple[RewritePolicy, AnswerPolicy]:
+    """Dev items are evolved as the final pass will evolve them (temperature, retries, caps), judged
+    by the optimisation's rules; answers use the plain prompt unless `score_math_answers`."""
+    phase = "optimize.score"
+    rewrite = RewritePolicy(temperature=evo.evol_temperature, max_tokens=evo.evol_max_tokens,
+                            retries=evo.parse_retries, whole_output_fallback=not opt.count_parse_failures,
+                            phase=phase)
+    answer = AnswerPolicy(temperature=evo.respond_temperature, max_tokens=evo.respond_max_tokens,
+                          rule_set=opt.rule_set, math=opt.score_math_answers, phase=phase)
+    return rewrite, answer
 
 
 def lineage(state: LoopState, models: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoevol.config import OptimizeSettings
-from autoevol.evolve.steps import Tally
+from autoevol.evolve.attempt import RewritePolicy
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimize.propose import Candidate, Proposer, trajectory
 from autoevol.optimize.score import DevScorer, ItemVerdict, Score, summarise
@@ -43,9 +43,8 @@ class Optimizer:
     split: Split
     run: RunDir
     seed: int
-    trajectory_max_tokens: int
+    trajectory_policy: RewritePolicy
     on_step: Callable[[dict[str, Any]], None] | None = None
-    tally: Tally = field(default_factory=Tally)
 
     async def score(self, method: EvolvingMethod, items: int | None = None) -> Score:
         dev = self.split.dev[: items or len(self.split.dev)]
@@ -56,7 +55,7 @@ class Optimizer:
             stored = self.run.state.get(key)
             if stored is not None:
                 return ItemVerdict(**stored)
-            verdict = await self.scorer.verdict(method, item, self.tally)
+            verdict = await self.scorer.verdict(method, item)
             self.run.state.put(key, phase=SCORE_PHASE, round=0, seq=seq, payload=verdict.to_dict())
             return verdict
 
@@ -69,11 +68,11 @@ class Optimizer:
         traj = self.run.state.read(f"opt/{t}/trajectory")
         if traj is None:
             traj = await trajectory(self.scorer.evol, state.current, batch, s.trajectory_rounds,
-                                    self.trajectory_max_tokens, self.tally)
+                                    self.trajectory_policy)
             self.run.state.set(f"opt/{t}/trajectory", traj)
         stored = self.run.state.read(f"opt/{t}/candidates")
         if stored is None:
-            candidates = await self.proposer.propose(s.candidates, traj, state.current, t, self.tally)
+            candidates = await self.proposer.propose(s.candidates, traj, state.current, t)
             self.run.state.set(f"opt/{t}/candidates", [c.to_dict() for c in candidates])
         else:
             candidates = [Candidate.from_dict(c) for c in stored]

@@ -10,13 +10,11 @@ from typing import Any
 
 from autoevol.data.records import Seed
 from autoevol.errors import REQUEST_ERRORS
-from autoevol.evolve.steps import Tally
+from autoevol.evolve.attempt import RewritePolicy, rewrite
 from autoevol.llm.client import LLM
 from autoevol.methods.hygiene import check_method_hygiene
 from autoevol.methods.method import SLOT, EvolvingMethod
-from autoevol.methods.parse import parse_evolved
 from autoevol.prompts import analysis_messages, optimization_messages, parse_optimized_method
-from autoevol.types import user
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,25 +36,25 @@ class Candidate:
 
 
 async def trajectory(
-    evol: LLM, method: EvolvingMethod, batch: tuple[Seed, ...], rounds: int, max_tokens: int, tally: Tally
+    evol: LLM, method: EvolvingMethod, batch: tuple[Seed, ...], rounds: int, policy: RewritePolicy
 ) -> list[dict[str, Any]]:
-    """[{"id": k, "stage0": original, "stage1": ..., ...}]; a stage that failed to parse shows the raw
-    output, because the optimizer must see what went wrong (e.g. an answer instead of a rewrite)."""
+    """[{"id": k, "stage0": original, "stage1": ..., ...}]; a stage whose rewrite was unusable shows
+    the raw output, because the optimizer must see what went wrong (e.g. an answer instead of a
+    rewrite), and the next stage evolves the last usable instruction rather than that transcript."""
 
     async def one(index: int, item: Seed) -> dict[str, Any]:
         stages: dict[str, Any] = {"id": index, "stage0": item.instruction}
         current = item.instruction
         for stage in range(1, rounds + 1):
             try:
-                out = await evol.chat([user(method.render(current))], phase="optimize.trajectory",
-                                      temperature=0.0, max_tokens=max_tokens)
+                done = await rewrite(evol, method, current, policy)
             except REQUEST_ERRORS as error:
                 stages[f"stage{stage}"] = f"[no rewrite: the evol LLM rejected the request ({error})]"
                 break
-            tally.add(out)
-            parsed = parse_evolved(out.text, original=current, method=method)
-            current = parsed.instruction if parsed.ok and parsed.instruction else out.text.strip()
-            stages[f"stage{stage}"] = current
+            if done.instruction is None:
+                stages[f"stage{stage}"] = done.raw.strip()
+                continue
+            current = stages[f"stage{stage}"] = done.instruction
         return stages
 
     return list(await asyncio.gather(*(one(i, item) for i, item in enumerate(batch))))
@@ -71,27 +69,25 @@ class Proposer:
     hygiene: bool
 
     async def candidate(
-        self, index: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int, tally: Tally
+        self, index: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int
     ) -> Candidate:
         try:
-            return await self._candidate(index, steps_trajectory, method, step, tally)
+            return await self._candidate(index, steps_trajectory, method, step)
         except REQUEST_ERRORS as error:
             return self._no_proposal(index, "", method, f"optimizer_error:{type(error).__name__}")
 
     async def _candidate(
-        self, index: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int, tally: Tally
+        self, index: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int
     ) -> Candidate:
         params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
                   "sample_index": index}
         analysis = await self.optimizer.chat(analysis_messages(steps_trajectory), phase="optimize.analyze", **params)
-        tally.add(analysis)
         feedback = analysis.text.strip()
         if not feedback:
             return self._no_proposal(index, "", method, "empty_feedback")
-        rewrite = await self.optimizer.chat(optimization_messages(steps_trajectory, feedback, method),
-                                            phase="optimize.rewrite", **params)
-        tally.add(rewrite)
-        template = parse_optimized_method(rewrite.text)
+        reply = await self.optimizer.chat(optimization_messages(steps_trajectory, feedback, method),
+                                          phase="optimize.rewrite", **params)
+        template = parse_optimized_method(reply.text)
         if template is None:
             return self._no_proposal(index, feedback, method, "no_optimized_method_block")
         repaired = None
@@ -114,8 +110,8 @@ class Proposer:
         return Candidate(index, feedback, method, None, f"kept_parent:{reason}")
 
     async def propose(
-        self, m: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int, tally: Tally
+        self, m: int, steps_trajectory: list[dict[str, Any]], method: EvolvingMethod, step: int
     ) -> list[Candidate]:
         return list(await asyncio.gather(
-            *(self.candidate(j, steps_trajectory, method, step, tally) for j in range(m))
+            *(self.candidate(j, steps_trajectory, method, step) for j in range(m))
         ))

@@ -1,5 +1,5 @@
-"""Scoring a method on the dev set: evolve each dev item once (temperature 0), let the evol LLM
-answer, apply the failure rules. λ = failures / |dev|, reported with a 95 % Wilson interval.
+"""Scoring a method on the dev set: evolve each dev item, let the evol LLM answer, apply the
+failure rules. λ = failures / |dev|, reported with a 95 % Wilson interval.
 """
 
 from __future__ import annotations
@@ -9,13 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoevol.data.records import Seed
-from autoevol.detect import detect
 from autoevol.errors import REQUEST_ERRORS
-from autoevol.evolve.steps import Tally
+from autoevol.evolve.attempt import AnswerPolicy, RewritePolicy, evolve_conversation
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
-from autoevol.methods.parse import parse_evolved
-from autoevol.prompts import respond_messages
 from autoevol.types import user
 
 
@@ -75,35 +72,20 @@ def summarise(method_id: str, verdicts: list[ItemVerdict]) -> Score:
 
 @dataclass(frozen=True, slots=True)
 class DevScorer:
-    evol: LLM
-    rule_set: str
-    count_parse_failures: bool
-    evol_max_tokens: int
-    respond_max_tokens: int
-    math_answers: bool = False
+    """Scores a method on one dev item with the same evolve-and-judge path as the final pass; the
+    evol LLM answers (the paper), with the policies' own temperatures, retries and rules."""
 
-    async def verdict(self, method: EvolvingMethod, item: Seed, tally: Tally) -> ItemVerdict:
+    evol: LLM
+    rewrite: RewritePolicy
+    answer: AnswerPolicy
+
+    async def verdict(self, method: EvolvingMethod, item: Seed) -> ItemVerdict:
         try:
-            return await self._verdict(method, item, tally)
+            done = await evolve_conversation(self.evol, self.evol, method, (user(item.instruction),),
+                                             self.rewrite, self.answer)
         except REQUEST_ERRORS as error:
             # e.g. a method whose prompt no longer fits the context: a failure of that method.
             return ItemVerdict(item.seed_id, True, "model_error", type(error).__name__, "", str(error))
-
-    async def _verdict(self, method: EvolvingMethod, item: Seed, tally: Tally) -> ItemVerdict:
-        raw = await self.evol.chat([user(method.render(item.instruction))], phase="optimize.score",
-                                   temperature=0.0, max_tokens=self.evol_max_tokens)
-        tally.add(raw)
-        parsed = parse_evolved(raw.text, original=item.instruction, method=method)
-        if not parsed.ok:
-            if self.count_parse_failures:
-                verdict = detect("", rule_set=self.rule_set, parsed=parsed)
-                return ItemVerdict(item.seed_id, True, verdict.category or "parse_failure", verdict.rule,
-                                   raw.text, "")
-            instruction = raw.text.strip()  # the paper's behaviour: the whole output is the instruction
-        else:
-            instruction = parsed.instruction or ""
-        answer = await self.evol.chat(respond_messages(instruction, math=self.math_answers), phase="optimize.score",
-                                      temperature=0.0, max_tokens=self.respond_max_tokens)
-        tally.add(answer)
-        verdict = detect(answer.text, rule_set=self.rule_set, parsed=None)
-        return ItemVerdict(item.seed_id, verdict.failed, verdict.category, verdict.rule, instruction, answer.text)
+        verdict = done.verdict
+        return ItemVerdict(item.seed_id, verdict.failed, verdict.category, verdict.rule,
+                           done.instruction or done.raw, done.response)

@@ -26,7 +26,7 @@ from autoevol.data.writers import atomic_write_text
 from autoevol.errors import ResumeMismatchError
 from autoevol.llm.cache import connect, migrate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _m001_units(db: sqlite3.Connection) -> None:

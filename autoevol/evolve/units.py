@@ -1,0 +1,46 @@
+"""The evolve phase's stored unit: one row of one round, as it is kept in the run's state.db.
+
+`StoredUnit.to_dict()` is an on-disk contract read back by the next round, by the output writer and
+by two SQL filters in `store.run` (`$.row.status`, `$.retry`): change its shape only together with
+`store.run.SCHEMA_VERSION`, which makes an older run directory refuse to resume with a clear message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from autoevol.data.records import OutputRow, Turn
+
+PHASE = "evolve"
+#: The failure category of a row whose model call failed; such units are retried on a rerun.
+MODEL_ERROR = "model_error"
+
+
+def unit_key(methods_id: str, seed_id: str, round_: int) -> str:
+    """`methods_id` is the "+"-joined ids of the methods the phase picks from."""
+    return f"{PHASE}|{methods_id}|{seed_id}|{round_}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUnit:
+    """A finished unit: its place in the input order, its row, and the turns it was made from
+    (a rejected row's parent goes back to the pool from these in Evol-Instruct)."""
+
+    seq: int
+    row: OutputRow
+    input_turns: tuple[Turn, ...]
+
+    @property
+    def retry(self) -> bool:
+        """Failed on a model error: a rerun of the same command tries it again."""
+        return self.row.failure_category == MODEL_ERROR
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "row": self.row.to_dict(), "retry": self.retry,
+                "input_turns": [t.to_dict() for t in self.input_turns]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoredUnit:
+        return cls(seq=data["seq"], row=OutputRow.from_dict(data["row"]),
+                   input_turns=tuple(Turn(t["role"], t["content"]) for t in data["input_turns"]))
