@@ -60,8 +60,15 @@ def open_pool(exec_settings: ExecSettings, *, use_cache: bool = True, meter: Usa
     return ModelPool(cache=cache, meter=meter, budget=budget)
 
 
-def resolve_methods(method: str, settings: EvolveSettings) -> tuple[EvolvingMethod, ...]:
-    names = settings.operations or (method,)
+def resolve_methods(method: str | None, settings: EvolveSettings) -> tuple[EvolvingMethod, ...]:
+    """The method(s) of the evolve phase; None means the universal initial method."""
+    if settings.operations and method is not None:
+        # Silently evolving with six other methods than the one asked for would be worse than stopping.
+        raise ConfigError(
+            f"--method {method} conflicts with the preset's operations ({', '.join(settings.operations)}); "
+            "use --preset default --method ... to evolve with one method"
+        )
+    names = settings.operations or (method or "initial",)
     return tuple(load_method(name) for name in names)
 
 
@@ -146,7 +153,9 @@ async def _evolve_phase(
     s: _Session, source: DataSource, methods: tuple[EvolvingMethod, ...], settings: EvolveSettings,
     exec_settings: ExecSettings, started: float, optimization: OptimizeOutcome | None = None,
 ) -> EvolveResult:
-    models = Models(evol=s.llm("evol"), responder=s.llm("responder"), judge=s.llm("judge"))
+    optimizer_label = s.specs["optimizer"].label if optimization is not None else _chosen_by(methods)
+    models = Models(evol=s.llm("evol"), responder=s.llm("responder"), judge=s.llm("judge"),
+                    optimizer_label=optimizer_label)
     ticker = _ProgressEvents(s)
     stats = await evolve_dataset(
         source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
@@ -160,6 +169,17 @@ async def _evolve_phase(
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=usage)
     s.run.set_status("finished")
     return EvolveResult(run_dir=s.run.path, summary=summary, usage=usage, optimization=optimization)
+
+
+def _chosen_by(methods: tuple[EvolvingMethod, ...]) -> str | None:
+    """The optimizer recorded in a `best_method.json` lineage, when every method carries the same one."""
+    labels = set()
+    for method in methods:
+        lineage = method.metadata.get("lineage")
+        models = lineage.get("selected_on", {}).get("models", {}) if isinstance(lineage, Mapping) else {}
+        optimizer = models.get("optimizer") if isinstance(models, Mapping) else None
+        labels.add(optimizer.get("model") if isinstance(optimizer, Mapping) else None)
+    return labels.pop() if len(labels) == 1 else None
 
 
 async def evolve_async(

@@ -32,7 +32,7 @@ from autoevol.cli_support import describe_outcome, guarded, model_spec, print_st
 DataArg = Annotated[Path, typer.Argument(help="JSONL, JSON, CSV, Parquet or a saved HF datasets directory")]
 RoundsOpt = Annotated[int | None, typer.Option("--rounds", "-r", min=1, help="evolution rounds of the final pass")]
 MixOpt = Annotated[str | None, typer.Option(help="final dataset: last | all | last+seed | all+seed")]
-RuleSetOpt = Annotated[str | None, typer.Option(help="failure rules: paper | extended | elimination")]
+RuleSetOpt = Annotated[str | None, typer.Option(help="failure rules: paper | extended | elimination | none")]
 MathOpt = Annotated[bool | None, typer.Option(help="answers end with 'The answer is: N' (math data)")]
 StepsOpt = Annotated[int | None, typer.Option(help="optimisation steps T")]
 CandidatesOpt = Annotated[int | None, typer.Option(help="candidate methods m per step")]
@@ -41,6 +41,12 @@ BatchOpt = Annotated[int | None, typer.Option(help="training minibatch per step"
 PoolOpt = Annotated[int | None, typer.Option(help="items sampled from the data for optimisation")]
 PatienceOpt = Annotated[int | None, typer.Option(help="stop after N steps without a better method")]
 ScreenOpt = Annotated[int | None, typer.Option(help="screen candidates on N dev items before the full dev set")]
+InitialOpt = Annotated[
+    str | None, typer.Option(help="method e0 the search starts from: a name (initial, weak) or a method file")
+]
+TrajectoryOpt = Annotated[
+    int | None, typer.Option(min=1, max=3, help="rounds l each minibatch item is evolved for the optimizer")
+]
 
 
 def _roles(model: str, responder: str | None, optimizer: str | None, base_url: str | None,
@@ -56,7 +62,9 @@ def _roles(model: str, responder: str | None, optimizer: str | None, base_url: s
 def evolve(
     data: DataArg,
     out: OutOpt,
-    method: Annotated[str, typer.Option("--method", help="built-in method name or a method file")] = "initial",
+    method: Annotated[
+        str | None, typer.Option("--method", help="built-in method name or a method file [default: initial]")
+    ] = None,
     model: ModelOpt = "local",
     responder_model: ResponderOpt = None,
     judge_model: JudgeOpt = None,
@@ -111,6 +119,8 @@ def optimize(
     pool_size: PoolOpt = None,
     patience: PatienceOpt = None,
     screen_size: ScreenOpt = None,
+    initial_method: InitialOpt = None,
+    trajectory_rounds: TrajectoryOpt = None,
     math_answers: MathOpt = None,
     schema: SchemaOpt = "auto",
     field: FieldOpt = None,
@@ -143,6 +153,8 @@ def run(
     pool_size: PoolOpt = None,
     patience: PatienceOpt = None,
     screen_size: ScreenOpt = None,
+    initial_method: InitialOpt = None,
+    trajectory_rounds: TrajectoryOpt = None,
     rounds: RoundsOpt = None,
     mix: MixOpt = None,
     math_answers: MathOpt = None,
@@ -171,7 +183,8 @@ def _job(opts: dict[str, Any], *, with_evolve: bool) -> Any:
     def go() -> Any:
         roles = _roles(opts["model"], opts.get("responder_model"), opts["optimizer_model"], opts["base_url"],
                        opts["api_key_env"], opts["concurrency"], opts["request_timeout"], opts.get("judge_model"))
-        names = ("steps", "candidates", "dev_size", "batch_size", "pool_size", "patience", "screen_size")
+        names = ("steps", "candidates", "dev_size", "batch_size", "pool_size", "patience", "screen_size",
+                 "initial_method", "trajectory_rounds")
         opt = optimize_settings(opts["preset"], **{n: opts[n] for n in names})
         evo = evolve_settings(opts["preset"], rounds=opts.get("rounds"), mix=opts.get("mix"),
                               math_answers=opts["math_answers"])

@@ -66,11 +66,3 @@ class ProgressView:
         fails = ", ".join(f"{name} {n}" for name, n in self.failures.most_common(4))
         line = f"tokens {total.prompt_tokens + total.completion_tokens:,} · cache hits {total.cached_calls:,}"
         return line + (f" · failures: {fails}" if fails else "")
-
-    def log(self, message: str) -> None:
-        if self.quiet:
-            return
-        if self._progress is not None:
-            self._progress.console.print(message)
-        else:
-            print(message)

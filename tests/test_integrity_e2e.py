@@ -69,7 +69,10 @@ def rows(out: Path, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-KOREAN_REWRITE = "나탈리아는 4월에 친구 48명에게 클립을 팔았고, 5월에는 그 절반을 팔았습니다. 각 달의 판매량을 표로 정리하고 두 달 동안 판매한 클립의 총합을 구하세요."
+KOREAN_REWRITE = (
+    "나탈리아는 4월에 친구 48명에게 클립을 팔았고, 5월에는 그 절반을 팔았습니다. "
+    "각 달의 판매량을 표로 정리하고 두 달 동안 판매한 클립의 총합을 구하세요."
+)
 # Numbers in words, as a Korean answer may well be written: no ASCII token for a rule to see.
 KOREAN_ANSWER = "사월에 마흔여덟 개, 오월에 스물네 개를 팔았으므로 두 달 동안 모두 일흔두 개의 클립을 팔았습니다."
 
