@@ -325,7 +325,7 @@ EI_SEEDS = [f"Question {i}" for i in range(8)] + [
 
 async def test_evol_instruct_preset(tmp_path: Path) -> None:
     settings = evolve_settings("evol-instruct", rounds=2)
-    methods = resolve_methods("initial", settings)
+    methods = resolve_methods(None, settings)
     assert len(methods) == 6
     data = write_jsonl(tmp_path / "seeds.jsonl",
                        [{"id": f"e{i}", "instruction": t, "output": "ref"} for i, t in enumerate(EI_SEEDS)])
