@@ -46,6 +46,10 @@ class ResumeMismatchError(AutoevolError):
     exit_code = 4
 
 
+class RunLockedError(ResumeMismatchError):
+    """Another live process holds the run directory."""
+
+
 class BudgetExhausted(AutoevolError):
     """A --max-calls / --max-tokens budget ran out; the run stopped in a resumable state."""
 

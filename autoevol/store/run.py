@@ -25,6 +25,7 @@ from autoevol.config import config_hash
 from autoevol.data.writers import atomic_write_text
 from autoevol.errors import ResumeMismatchError
 from autoevol.llm.cache import connect, migrate
+from autoevol.store.lock import RunLock
 
 SCHEMA_VERSION = 2
 
@@ -124,9 +125,10 @@ class EventLog:
 
 
 class RunDir:
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], lock: RunLock | None = None) -> None:
         self.path = path
         self.manifest = manifest
+        self._lock = lock
         self.state = StateDB(path / "state.db")
         self.events = EventLog(path / "events.jsonl")
         self.output = path / "output"
@@ -142,12 +144,23 @@ class RunDir:
         hashed: it may change between a run and its resume.
         """
         path.mkdir(parents=True, exist_ok=True)
+        lock = RunLock.acquire(path)
+        try:
+            return cls._open_locked(path, lock, command, config, operational)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(
+        cls, path: Path, lock: RunLock, command: str, config: dict[str, Any], operational: dict[str, Any] | None
+    ) -> RunDir:
         manifest_path = path / "manifest.json"
         digest = config_hash(config)
         if manifest_path.exists() and not _nothing_computed(path):
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             _check_resumable(path, manifest, command, config, digest)
-            run = cls(path, manifest)
+            run = cls(path, manifest, lock)
             run.set_status("running", operational=operational or manifest.get("operational", {}))
             return run
         # New, or an attempt that stopped before computing anything (a typo, an empty file): a changed
@@ -162,7 +175,7 @@ class RunDir:
             "status": "running",
         }
         atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
-        return cls(path, manifest)
+        return cls(path, manifest, lock)
 
     @staticmethod
     def load_manifest(path: Path) -> dict[str, Any]:
@@ -179,6 +192,8 @@ class RunDir:
     def close(self) -> None:
         self.state.close()
         self.events.close()
+        if self._lock is not None:
+            self._lock.release()
 
 
 def _nothing_computed(path: Path) -> bool:
