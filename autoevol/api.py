@@ -160,6 +160,7 @@ async def _evolve_phase(
     stats = await evolve_dataset(
         source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
         on_row=ticker.row, on_round=ticker.round, max_consecutive_errors=exec_settings.max_consecutive_errors,
+        retry_failed=exec_settings.retry_failed,
     )
     usage = s.pool.meter.snapshot()
     extra = {"seconds": round(time.monotonic() - started, 2), "usage": usage}

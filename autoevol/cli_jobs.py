@@ -24,6 +24,7 @@ from autoevol.cli_options import (
     PresetOpt,
     QuietOpt,
     ResponderOpt,
+    RetryFailedOpt,
     SchemaOpt,
     TimeoutOpt,
 )
@@ -85,6 +86,7 @@ def evolve(
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
+    retry_failed: RetryFailedOpt = False,
 ) -> None:
     """Evolve every seed with one method, answer it, filter failures; resumable in --out."""
     from autoevol import api
@@ -97,7 +99,8 @@ def evolve(
         source = DataSource(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row, limit=limit)
         return api.evolve(source, methods=api.resolve_methods(method, settings), roles=roles, out=out,
                           settings=settings,
-                          exec_settings=ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens))
+                          exec_settings=ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
+                                                     retry_failed=retry_failed))
 
     print_summary(guarded(go).summary, quiet=quiet)
 
@@ -164,6 +167,7 @@ def run(
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
+    retry_failed: RetryFailedOpt = False,
 ) -> None:
     """Optimise an evolving method, then evolve the whole dataset with it (one resumable run)."""
     result = guarded(_job(locals(), with_evolve=True))
@@ -190,7 +194,8 @@ def _job(opts: dict[str, Any], *, with_evolve: bool) -> Any:
                               math_answers=opts["math_answers"])
         source = DataSource(opts["data"], schema=opts["schema"], field=opts["field"], on_bad_row="skip",
                             limit=opts.get("limit"))
-        exec_settings = ExecSettings(quiet=opts["quiet"], max_calls=opts["max_calls"], max_tokens=opts["max_tokens"])
+        exec_settings = ExecSettings(quiet=opts["quiet"], max_calls=opts["max_calls"], max_tokens=opts["max_tokens"],
+                                     retry_failed=opts.get("retry_failed", False))
         if not opts["quiet"]:
             for line in api.estimate_for(source, opt, evo, with_evolve=with_evolve).lines():
                 typer.echo(f"estimate: {line}")

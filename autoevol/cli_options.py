@@ -37,6 +37,9 @@ ConcurrencyOpt = Annotated[
 TimeoutOpt = Annotated[float | None, typer.Option("--request-timeout", min=0.1, help="per-request deadline in seconds")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="run directory (created, or resumed if it exists)")]
 PresetOpt = Annotated[str, typer.Option("--preset", help="paper | default | demo | evol-instruct")]
+RetryFailedOpt = Annotated[
+    bool, typer.Option("--retry-failed", help="also retry rows the server rejected (400, 413, context too long)")
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress display (events.jsonl still written)")]
 MaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", min=1, help="stop cleanly after N paid calls")]
 MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="stop cleanly after N paid tokens")]

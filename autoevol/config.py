@@ -89,6 +89,9 @@ class ExecSettings(_Frozen):
     max_calls: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     workers: int | None = Field(None, ge=1, description="units in progress at once (default: from concurrency)")
+    retry_failed: bool = Field(
+        False, description="also retry rows the server rejected outright (400, 413, context too long)"
+    )
     max_consecutive_errors: int = Field(
         25, ge=1, description="stop (resumably) after this many rows in a row fail on model errors"
     )

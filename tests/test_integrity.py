@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from autoevol.api import Roles, _chosen_by, resolve_methods
-from autoevol.config import evolve_settings, optimize_settings
-from autoevol.errors import ConfigError
+from autoevol.api import Roles, _chosen_by, evolve_async, resolve_methods
+from autoevol.config import EvolveSettings, ExecSettings, evolve_settings, optimize_settings
+from autoevol.data.source import DataSource
+from autoevol.errors import BadRequestError, ConfigError
 from autoevol.llm.fake import ScriptedBackend
 from autoevol.llm.spec import ModelSpec
 from autoevol.methods import load_method
@@ -103,3 +104,33 @@ def test_math_answers_do_not_change_how_dev_items_are_answered(tmp_path: Path) -
              evolve=evolve_settings("default", math_answers=True))
     systems = {r.messages[0].content for r in seen if r.messages[0].role == "system"}
     assert systems == {load_template("respond_system")}
+
+
+class Rejecting(Script):
+    """The server refuses every `[toolong]` row outright (a 400: asking again cannot help)."""
+
+    def evolve(self, method: Any, instruction: str) -> str:
+        if "[toolong]" in instruction:
+            raise BadRequestError("400: this model's maximum context length is 4096 tokens")
+        return super().evolve(method, instruction)
+
+
+async def test_rows_the_server_rejects_fail_once_and_never_stop_the_run(tmp_path: Path) -> None:
+    data = seeds(tmp_path, *[f"Summarise document {i} [toolong]" for i in range(30)], "Add 2 and 3.")
+    backend = ScriptedBackend(Rejecting(), identity="rejecting")
+    # 30 deterministic failures in a row: more than the 25 that mean "the server is down".
+    first = await run(data, tmp_path / "run", backend, EvolveSettings())
+    assert_reconciles(first)
+    assert first.summary["rounds"][0]["failed"] == 30
+    _, problems, _ = outputs(first)
+    assert {(r["failure_category"], r["error"].split(":")[0]) for r in problems} == {
+        ("request_error", "BadRequestError")
+    }
+    calls = backend.calls
+    again = await run(data, tmp_path / "run", backend, EvolveSettings())
+    assert backend.calls == calls  # nothing to retry: the same request would fail the same way
+    assert again.summary["rounds"][0]["failed"] == 30
+    await evolve_async(DataSource(data), methods=(load_method("initial"),), roles=Roles(evol=EVOL),
+                       out=tmp_path / "run", settings=EvolveSettings(),
+                       exec_settings=ExecSettings(quiet=True, retry_failed=True), backends={"evol": backend})
+    assert backend.calls == calls + 30  # asked for: every rejected row is tried once more

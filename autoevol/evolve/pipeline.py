@@ -123,11 +123,13 @@ async def evolve_dataset(
     on_row: ProgressHook | None = None,
     on_round: Callable[[int, int], None] | None = None,
     max_consecutive_errors: int | None = None,
+    retry_failed: bool = False,
 ) -> list[RoundStats]:
     """Run (or finish) every round; returns per-round counts that reconcile with the inputs.
 
-    A unit already stored is skipped, except a `failed` row caused by a model error (server down,
-    deadline...): running the same command again retries exactly those.
+    A unit already stored is skipped, except a `failed` row caused by a transient model error
+    (server down, deadline...): running the same command again retries exactly those. Rows the
+    server rejected outright are retried only with `retry_failed`.
     """
     _check_methods(methods)
     methods_id = "+".join(m.id for m in methods)
@@ -139,7 +141,7 @@ async def evolve_dataset(
         if on_round:
             on_round(round_, total)
         round_stats = RoundStats(round_)
-        done = run.state.keys(PHASE, skip_flagged="retry")
+        done = run.state.keys(PHASE, skip_flagged="model_failed" if retry_failed else "retry")
         run.events.emit("round_started", round=round_, inputs=total)
 
         async def work(item: tuple[Job, BadRow | None]) -> OutputRow:
@@ -154,7 +156,7 @@ async def evolve_dataset(
                           payload=StoredUnit(job.seq, row, job.turns).to_dict())
             if on_row:
                 on_row(row)
-            streak.add(row.failure_category == MODEL_ERROR, row.error)
+            streak.add(row.failure_category, row.error)
 
         intake = _Intake(jobs)
         pending = (item for item in intake if unit_key(methods_id, item[0].seed_id, round_) not in done)
@@ -177,8 +179,9 @@ class _ErrorStreak:
     limit: int | None
     count: int = 0
 
-    def add(self, model_error: bool, error: str | None) -> None:
-        self.count = self.count + 1 if model_error else 0
+    def add(self, category: str | None, error: str | None) -> None:
+        # Only transient errors say the server is down; a 400 for one row says it is up.
+        self.count = self.count + 1 if category == MODEL_ERROR else 0
         if self.limit is not None and self.count >= self.limit:
             raise TooManyErrors(
                 f"{self.count} rows in a row failed on model errors (last: {error}); check the endpoint, "

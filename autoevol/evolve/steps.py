@@ -11,9 +11,9 @@ from typing import Any
 
 from autoevol.config import EvolveSettings
 from autoevol.data.records import OutputRow, Turn
-from autoevol.errors import AuthError, BackendError, BudgetExhausted, ModelNotFoundError
+from autoevol.errors import REQUEST_ERRORS, AuthError, BackendError, BudgetExhausted, ModelNotFoundError
 from autoevol.evolve.attempt import AnswerPolicy, RewritePolicy, evolve_conversation
-from autoevol.evolve.units import MODEL_ERROR
+from autoevol.evolve.units import MODEL_ERROR, REQUEST_ERROR
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
 
@@ -84,7 +84,8 @@ async def run_job(
         raise
     except BackendError as error:
         # Tokens spent before the error are in the usage meter; the row has no completion to show.
-        return OutputRow(**base, status="failed", failure_category=MODEL_ERROR, failure_rule=None,
+        category = REQUEST_ERROR if isinstance(error, REQUEST_ERRORS) else MODEL_ERROR
+        return OutputRow(**base, status="failed", failure_category=category, failure_rule=None,
                          error=f"{type(error).__name__}: {error}", instruction="", response="", messages=())
     base |= {"prompt_tokens": done.usage.prompt_tokens, "completion_tokens": done.usage.completion_tokens}
     if not done.failed:

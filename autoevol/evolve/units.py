@@ -13,8 +13,12 @@ from typing import Any
 from autoevol.data.records import OutputRow, Turn
 
 PHASE = "evolve"
-#: The failure category of a row whose model call failed; such units are retried on a rerun.
+#: A row whose model call failed on a transient error (server down, deadline, rate limit): the
+#: next run of the same command retries it.
 MODEL_ERROR = "model_error"
+#: A row the server rejected outright (too long, malformed: 400, 413, context length): asking again
+#: gives the same answer, so it fails once and is retried only with `--retry-failed`.
+REQUEST_ERROR = "request_error"
 
 
 def unit_key(methods_id: str, seed_id: str, round_: int) -> str:
@@ -33,11 +37,16 @@ class StoredUnit:
 
     @property
     def retry(self) -> bool:
-        """Failed on a model error: a rerun of the same command tries it again."""
+        """Failed on a transient model error: a rerun of the same command tries it again."""
         return self.row.failure_category == MODEL_ERROR
 
+    @property
+    def model_failed(self) -> bool:
+        """Failed on any model error, transient or not: `--retry-failed` tries it again."""
+        return self.row.failure_category in (MODEL_ERROR, REQUEST_ERROR)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "row": self.row.to_dict(), "retry": self.retry,
+        return {"seq": self.seq, "row": self.row.to_dict(), "retry": self.retry, "model_failed": self.model_failed,
                 "input_turns": [t.to_dict() for t in self.input_turns]}
 
     @classmethod
