@@ -130,7 +130,7 @@ async def _session(
     config = {"autoevol": __version__, "data": source.describe(),
               "models": {role: spec.semantic() for role, spec in specs.items()}, **config}
     operational = {"models": {role: spec.model_dump(mode="json") for role, spec in specs.items()}}
-    run = RunDir.open(out, command=command, config=config, operational=operational)
+    run = RunDir.open(out, command=command, config=config, operational=operational, overwrite=exec_settings.overwrite)
     try:
         async with open_pool(exec_settings) as pool:
             with ProgressView(pool.meter, quiet=exec_settings.quiet) as view:

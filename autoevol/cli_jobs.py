@@ -21,6 +21,7 @@ from autoevol.cli_options import (
     ModelOpt,
     OptimizerOpt,
     OutOpt,
+    OverwriteOpt,
     PresetOpt,
     QuietOpt,
     ResponderOpt,
@@ -87,6 +88,7 @@ def evolve(
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
     retry_failed: RetryFailedOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Evolve every seed with one method, answer it, filter failures; resumable in --out."""
     from autoevol import api
@@ -100,7 +102,7 @@ def evolve(
         return api.evolve(source, methods=api.resolve_methods(method, settings), roles=roles, out=out,
                           settings=settings,
                           exec_settings=ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
-                                                     retry_failed=retry_failed))
+                                                     retry_failed=retry_failed, overwrite=overwrite))
 
     print_summary(guarded(go).summary, quiet=quiet)
 
@@ -130,6 +132,7 @@ def optimize(
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Search for the evolving method with the lowest dev failure rate; writes output/best_method.json."""
     job = _job(locals(), with_evolve=False)
@@ -168,6 +171,7 @@ def run(
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
     retry_failed: RetryFailedOpt = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Optimise an evolving method, then evolve the whole dataset with it (one resumable run)."""
     result = guarded(_job(locals(), with_evolve=True))
@@ -195,7 +199,7 @@ def _job(opts: dict[str, Any], *, with_evolve: bool) -> Any:
         source = DataSource(opts["data"], schema=opts["schema"], field=opts["field"], on_bad_row="skip",
                             limit=opts.get("limit"))
         exec_settings = ExecSettings(quiet=opts["quiet"], max_calls=opts["max_calls"], max_tokens=opts["max_tokens"],
-                                     retry_failed=opts.get("retry_failed", False))
+                                     retry_failed=opts.get("retry_failed", False), overwrite=opts["overwrite"])
         if not opts["quiet"]:
             for line in api.estimate_for(source, opt, evo, with_evolve=with_evolve).lines():
                 typer.echo(f"estimate: {line}")

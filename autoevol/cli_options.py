@@ -37,6 +37,9 @@ ConcurrencyOpt = Annotated[
 TimeoutOpt = Annotated[float | None, typer.Option("--request-timeout", min=0.1, help="per-request deadline in seconds")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="run directory (created, or resumed if it exists)")]
 PresetOpt = Annotated[str, typer.Option("--preset", help="paper | default | demo | evol-instruct")]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="start --out afresh; removes only files autoevol wrote there")
+]
 RetryFailedOpt = Annotated[
     bool, typer.Option("--retry-failed", help="also retry rows the server rejected (400, 413, context too long)")
 ]

@@ -89,6 +89,7 @@ class ExecSettings(_Frozen):
     max_calls: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     workers: int | None = Field(None, ge=1, description="units in progress at once (default: from concurrency)")
+    overwrite: bool = Field(False, description="start the run directory afresh (removes only autoevol's files)")
     retry_failed: bool = Field(
         False, description="also retry rows the server rejected outright (400, 413, context too long)"
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 from autoevol.config import config_hash
 from autoevol.data.writers import atomic_write_text
-from autoevol.errors import ResumeMismatchError
+from autoevol.errors import ConfigError, ResumeMismatchError
 from autoevol.llm.cache import connect, migrate
 from autoevol.store.lock import RunLock
 
@@ -49,8 +49,14 @@ MIGRATIONS = [_m001_units]
 
 class StateDB:
     def __init__(self, path: Path) -> None:
-        self._db = connect(path)
-        migrate(self._db, MIGRATIONS)
+        try:
+            self._db = connect(path)
+            migrate(self._db, MIGRATIONS)
+        except sqlite3.DatabaseError as error:
+            raise ResumeMismatchError(
+                f"{path} is not a readable autoevol state database ({error}); the run cannot be resumed: "
+                "use a new --out, or --overwrite to start this one afresh"
+            ) from None
 
     def put(self, key: str, *, phase: str, round: int, seq: int, payload: dict[str, Any]) -> None:
         with self._db:
@@ -136,16 +142,22 @@ class RunDir:
 
     @classmethod
     def open(
-        cls, path: Path, *, command: str, config: dict[str, Any], operational: dict[str, Any] | None = None
+        cls, path: Path, *, command: str, config: dict[str, Any], operational: dict[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> RunDir:
         """Create a run directory, or reopen it for resume if its configuration matches.
 
         `operational` (endpoint concurrency, timeouts...) is recorded for `autoevol resume` but not
-        hashed: it may change between a run and its resume.
+        hashed: it may change between a run and its resume. `overwrite` starts afresh, removing only
+        files autoevol writes; a directory that is not a run directory is never written into
+        over the user's own files.
         """
+        _check_out(path, overwrite)
         path.mkdir(parents=True, exist_ok=True)
         lock = RunLock.acquire(path)
         try:
+            if overwrite:
+                _remove_run_files(path)
             return cls._open_locked(path, lock, command, config, operational)
         except BaseException:
             lock.release()
@@ -158,7 +170,7 @@ class RunDir:
         manifest_path = path / "manifest.json"
         digest = config_hash(config)
         if manifest_path.exists() and not _nothing_computed(path):
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest = RunDir.load_manifest(path)
             _check_resumable(path, manifest, command, config, digest)
             run = cls(path, manifest, lock)
             run.set_status("running", operational=operational or manifest.get("operational", {}))
@@ -182,7 +194,16 @@ class RunDir:
         manifest_path = path / "manifest.json"
         if not manifest_path.exists():
             raise ResumeMismatchError(f"{path} is not an autoevol run directory (no manifest.json)")
-        return json.loads(manifest_path.read_text(encoding="utf-8"))
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            manifest = error
+        if not isinstance(manifest, dict):
+            raise ResumeMismatchError(
+                f"{manifest_path} is damaged (not a JSON object); the run cannot be resumed: "
+                "use a new --out, or --overwrite to start this one afresh"
+            )
+        return manifest
 
     def set_status(self, status: str, **extra: Any) -> None:
         self.manifest = self.manifest | {"status": status, **extra}
@@ -194,6 +215,44 @@ class RunDir:
         self.events.close()
         if self._lock is not None:
             self._lock.release()
+
+
+#: Everything autoevol writes into a run directory; `--overwrite` removes these and nothing else.
+RUN_FILES = ("manifest.json", "state.db", "state.db-wal", "state.db-shm", "events.jsonl")
+OUTPUT_FILES = ("evolved.jsonl", "evolved.parquet", "rejected.jsonl", "summary.json", "best_method.json",
+                "optimization.json", "report.html")
+
+
+def _check_out(path: Path, overwrite: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path} is a file; give a directory for the run")
+    if not path.is_dir() or (path / "manifest.json").exists():
+        return
+    ours = [name for name in RUN_FILES if (path / name).exists()]
+    ours += [f"output/{name}" for name in OUTPUT_FILES if (path / "output" / name).exists()]
+    if ours:
+        # Files with our names that we did not write (no manifest): never overwrite them.
+        raise ConfigError(
+            f"--out {path} is not an autoevol run directory but holds {', '.join(ours[:3])}; "
+            "choose a new or empty directory"
+        )
+    leftovers = [p for p in path.iterdir() if p.name != ".lock" and not (p.name == "output" and _empty_dir(p))]
+    if leftovers and not overwrite:
+        raise ConfigError(
+            f"--out {path} is a non-empty directory that is not an autoevol run; choose a new or empty "
+            "directory, or pass --overwrite to write the run beside its files"
+        )
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _remove_run_files(path: Path) -> None:
+    for name in RUN_FILES:
+        (path / name).unlink(missing_ok=True)
+    for name in OUTPUT_FILES:
+        (path / "output" / name).unlink(missing_ok=True)
 
 
 def _nothing_computed(path: Path) -> bool:
