@@ -121,7 +121,8 @@ def method_behaviour(text: str, default_quality: int = DEFAULT_QUALITY) -> tuple
 # -- the two LLMs as pure functions of plain messages --------------------------------------------
 Messages = Sequence[Mapping[str, Any]]
 Plan = Callable[[str, int], Child]
-Failing = Mapping[str, Collection[int]]  # method name -> the question numbers its answers fail
+# Method name -> the question numbers its answers fail (None: the QUALITY rule), as a table or a function.
+Failing = Mapping[str, Collection[int]] | Callable[[str], Collection[int] | None]
 
 
 def evol_reply(messages: Messages, default_quality: int = DEFAULT_QUALITY, failing: Failing | None = None) -> str:
@@ -147,7 +148,10 @@ def answer_reply(instruction: str, failing: Failing | None = None) -> str:
     quality, length = (int(tags[-1].group("q")), int(tags[-1].group("len"))) if tags else (0, DEFAULT_LENGTH)
     number = _QUESTION_RE.search(instruction)
     index = int(number.group(1)) if number else 0
-    explicit = failing.get(tags[-1].group("name")) if failing and tags else None
+    explicit = None
+    if failing is not None and tags:
+        name = tags[-1].group("name")
+        explicit = failing(name) if callable(failing) else failing.get(name)
     fails = index in explicit if explicit is not None else index % 10 < quality
     if fails:
         return FAIL_ANSWER
@@ -206,10 +210,16 @@ def scripted_world(
     else:
         chosen = table_plan(plan)
         label = hashlib.sha256(repr(sorted(plan.items())).encode()).hexdigest()[:12]
-    sets = {name: frozenset(items) for name, items in (failing or {}).items()}
-    evol_label = hashlib.sha256(repr(sorted((k, sorted(v)) for k, v in sets.items())).encode()).hexdigest()[:12]
+    sets: Failing | None
+    if callable(failing):
+        sets, evol_label = failing, getattr(failing, "__name__", "failing")
+    elif failing:
+        sets = {name: frozenset(items) for name, items in failing.items()}
+        evol_label = hashlib.sha256(repr(sorted((k, sorted(v)) for k, v in sets.items())).encode()).hexdigest()[:12]
+    else:
+        sets, evol_label = None, "nested"
     evol = ScriptedBackend(lambda r: evol_reply(_plain(r), default_quality, sets),
-                           identity=f"scripted-evol:q{default_quality}:{evol_label if sets else 'nested'}")
+                           identity=f"scripted-evol:q{default_quality}:{evol_label}")
     opt = ScriptedBackend(lambda r: optimizer_reply(_plain(r), r.sample_index, chosen),
                           identity=f"scripted-opt:{label}")
     return World(evol, opt)
