@@ -210,6 +210,25 @@ def test_patience_stops_early(data: Path, tmp_path: Path) -> None:
     assert '"early_stop"' in events
 
 
+def test_paper_patience_stops_when_lambda_no_longer_decreases(data: Path, tmp_path: Path) -> None:
+    # The paper returns the last selected method and stops "when λ no longer decreases": a step
+    # counts as progress only when its λ is below the lowest so far. Step 3 improves on step 2 but
+    # not on step 1, so with patience 2 the run stops there instead of reaching d.
+    plan = {"e0": [Child("a", 2)], "a": [Child("b", 8)], "b": [Child("c", 5)], "c": [Child("d", 0)]}
+    paper = optimize_settings("paper", **(SMALL | {"steps": 5, "candidates": 1, "patience": 2}))
+    outcome = optimize(data, tmp_path / "run", scripted_world(plan), paper, evolve=evolve_settings("paper"))
+    steps = report(tmp_path / "run")["steps"]
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    first, second, third = (s["lambda"] for s in steps)
+    assert first < third < second
+    assert outcome.best.id == steps[2]["candidates"][0]["method_id"]  # still the last selected
+    assert '"early_stop"' in (tmp_path / "run" / "events.jsonl").read_text(encoding="utf-8")
+    # Without patience the same run goes on to d.
+    longer = optimize_settings("paper", **(SMALL | {"steps": 4, "candidates": 1}))
+    optimize(data, tmp_path / "long", scripted_world(plan), longer, evolve=evolve_settings("paper"))
+    assert [s["step"] for s in report(tmp_path / "long")["steps"]] == [1, 2, 3, 4]
+
+
 HYGIENE = {
     "e0": [
         Child("fixed", 1, kind="lost_slot_repairable"),

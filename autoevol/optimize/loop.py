@@ -33,6 +33,8 @@ class LoopState:
     best_score: Score | None = None
     history: list[StepRecord] = field(default_factory=list)
     since_improvement: int = 0
+    # The lowest λ selected so far; with return_best=False it is what "λ no longer decreases" means.
+    lowest_rate: float | None = None
     dev_set: dict[str, Any] = field(default_factory=dict)  # what every λ was measured on: size and hash
 
 
@@ -145,13 +147,21 @@ class Optimizer:
             state.since_improvement += 1
             return
         if not self.settings.return_best:
-            # The paper's loop: the last selected method is the answer.
+            # The paper's loop returns the last selected method, and stops "when λ no longer
+            # decreases": a step counts as progress only when it sets a new lowest λ. Comparing with
+            # the previous step instead would let a run that swings between two values never stop.
             state.best, state.best_score = state.current, score
-            return
-        if state.best_score is None or better(score, state.best_score, self.settings.tie_break):
-            state.best, state.best_score, state.since_improvement = state.current, score, 0
+            improved = state.lowest_rate is None or score.rate < state.lowest_rate
+        else:
+            improved = state.best_score is None or better(score, state.best_score, self.settings.tie_break)
+            if improved:
+                state.best, state.best_score = state.current, score
+        if improved:
+            state.lowest_rate = score.rate if state.lowest_rate is None else min(state.lowest_rate, score.rate)
+            state.since_improvement = 0
         else:
             state.since_improvement += 1
+
 
 async def _no_score() -> Score | None:
     return None
