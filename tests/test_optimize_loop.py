@@ -364,9 +364,10 @@ def test_cost_estimate_matches_the_spec_formula() -> None:
     default = optimize_settings("default")
     got = estimate(default, evolve_settings("default"), 0, _sample(5), method)
     # SPEC §5.19: per step m ETA + m EMO optimizer calls and 10*l + m*50*2 (+50*2 incumbent) evol calls.
-    per_step_opt, per_step_evol = 2 * 5, 10 * 1 + 5 * 50 * 2 + 50 * 2
-    assert (per_step_opt, per_step_evol) == (10, 610)
-    assert got.optimize_calls == 10 * (per_step_opt + per_step_evol) == 6200
+    # The incumbent's 50*2 is paid once: after step 1 it is the previous step's winner, already scored.
+    per_step_opt, per_step_evol, incumbent = 2 * 5, 10 * 1 + 5 * 50 * 2, 50 * 2
+    assert (per_step_opt, per_step_evol) == (10, 510)
+    assert got.optimize_calls == 10 * (per_step_opt + per_step_evol) + incumbent == 5300
     assert got.evolve_calls == 0
     paper = estimate(optimize_settings("paper"), evolve_settings("paper"), 7000, _sample(5), method)
     assert paper.optimize_calls == 10 * (10 + 10 + 5 * 50 * 2)  # no incumbent re-score in the paper
@@ -374,13 +375,18 @@ def test_cost_estimate_matches_the_spec_formula() -> None:
     assert got.optimize_tokens > 0 and paper.evolve_tokens > 0
 
 
-def test_cost_estimate_matches_the_calls_one_step_really_makes(data: Path, tmp_path: Path) -> None:
-    opt = settings(candidates=3, dev_size=6)
-    world = scripted_world({"e0": [Child("a", 2), Child("b", 3), Child("c", 4)]})
+@pytest.mark.parametrize("steps", [1, 3])
+def test_cost_estimate_matches_the_calls_a_run_really_makes(data: Path, tmp_path: Path, steps: int) -> None:
+    # Each step's first child wins (no more failures, longer answers), and no candidate repeats an
+    # earlier method, so only the incumbent is ever found in the stored verdicts.
+    plan = {parent: [Child(child, quality=4 - k, length=80 + 40 * k), Child(f"{child}1", 7), Child(f"{child}2", 8)]
+            for k, (parent, child) in enumerate((("e0", "a"), ("a", "b"), ("b", "c")))}
+    opt = settings(candidates=3, dev_size=6, steps=steps)
+    world = scripted_world(plan)
     optimize(data, tmp_path / "run", world, opt)
     got = estimate(opt, EvolveSettings(), 0, _sample(3), E0)
-    assert world.optimizer.calls == 2 * 3
-    assert world.evol.calls == 3 + (3 + 1) * 6 * 2
+    assert world.optimizer.calls == steps * 2 * 3
+    assert world.evol.calls == steps * (3 + 3 * 6 * 2) + 6 * 2  # the incumbent is scored once
     assert got.optimize_calls == world.evol.calls + world.optimizer.calls
 
 
