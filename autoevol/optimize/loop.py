@@ -17,7 +17,7 @@ from autoevol.config import OptimizeSettings
 from autoevol.evolve.steps import Tally
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimize.propose import Candidate, Proposer, trajectory
-from autoevol.optimize.records import StepRecord, decided_by, explain
+from autoevol.optimize.records import StepRecord, decided_by, explain, score_to_dict
 from autoevol.optimize.score import DevScorer, ItemVerdict, Score, summarise
 from autoevol.optimize.select import Entry, Screened, better, screen, select
 from autoevol.optimize.split import Split
@@ -127,7 +127,7 @@ class Optimizer:
                 record = await self.step(t, state)
                 self.run.state.set(key, record.to_dict())
                 self.run.events.emit("step_finished", step=t, selected=record.selected_label,
-                                     score=record.to_dict()["score"])
+                                     score=score_to_dict(record.score) if record.score else None)
             else:
                 record = StepRecord.from_dict(stored, where=f"{self.run.path}: {key}")
             self._advance(state, record)
