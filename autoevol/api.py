@@ -26,6 +26,7 @@ from autoevol.llm.usage import Budget, UsageMeter
 from autoevol.methods import load_method
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimize.job import OptimizeOutcome, build_optimizer, read_split, write_result
+from autoevol.optimize.records import StepRecord
 from autoevol.progress import ProgressView
 from autoevol.store.run import RunDir
 from autoevol.types import Completion, user
@@ -206,10 +207,11 @@ async def evolve_async(
 
 async def _optimize_phase(
     s: _Session, source: DataSource, opt: OptimizeSettings, evo: EvolveSettings,
-    on_step: Callable[[dict[str, Any]], None] | None,
+    on_step: Callable[[StepRecord], None] | None,
 ) -> OptimizeOutcome:
     split = read_split(source, opt, evo.seed)
-    s.run.events.emit("split", dev=[x.seed_id for x in split.dev], train=len(split.train))
+    s.run.events.emit("split", dev=[x.seed_id for x in split.dev], train=len(split.train),
+                      dev_duplicates_left_out=split.dev_duplicates)
     optimizer = build_optimizer(s.llm("evol"), s.llm("optimizer"), split, s.run, opt, evo, on_step=on_step)
     state = await optimizer.run_loop(load_method(opt.initial_method))
     models = {role: spec.semantic() for role, spec in s.specs.items()}
@@ -225,7 +227,7 @@ async def optimize_async(
     evolve_settings: EvolveSettings,
     exec_settings: ExecSettings | None = None,
     backends: Mapping[str, Backend] | None = None,
-    on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
 ) -> OptimizeOutcome:
     """Search for the evolving method with the lowest dev failure rate; writes best_method.json."""
     exec_settings = exec_settings or ExecSettings()
@@ -248,7 +250,7 @@ async def run_async(
     evolve_settings: EvolveSettings,
     exec_settings: ExecSettings | None = None,
     backends: Mapping[str, Backend] | None = None,
-    on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
 ) -> EvolveResult:
     """Optimise a method, then evolve the whole dataset with it: one resumable run."""
     exec_settings = exec_settings or ExecSettings()

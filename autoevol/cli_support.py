@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from autoevol.errors import AutoevolError
 from autoevol.llm.spec import ModelSpec, parse_model_spec
+
+if TYPE_CHECKING:  # the CLI imports this module at start-up; the optimizer stack loads only when used
+    from autoevol.optimize.records import StepRecord
 
 T = TypeVar("T")
 
@@ -49,13 +52,19 @@ def print_summary(summary: dict[str, Any], *, quiet: bool = False) -> None:
         typer.echo(f"wall time: {summary.get('seconds', 0):.1f}s")
 
 
-def print_step(record: dict[str, Any]) -> None:
-    score = record["score"]
-    rejected = [c["rejected"] for c in record["candidates"] if c["rejected"]]
-    lam = f"λ={score['lambda']:.3f} (95% CI {score['ci95'][0]:.2f}-{score['ci95'][1]:.2f})" if score else "λ=n/a"
-    who = "incumbent kept" if record["selected"] == -1 else f"candidate {record['selected']}"
+def print_step(record: StepRecord | Mapping[str, Any]) -> None:
+    """One line per finished step; takes the typed record or its stored form (what `on_step` gets)."""
+    from autoevol.optimize.records import StepRecord
+
+    if not isinstance(record, StepRecord):
+        record = StepRecord.from_dict(record)
+    score = record.score
+    rejected = [c.rejected for c in record.candidates if c.rejected]
+    lam = f"λ={score.rate:.3f} (95% CI {score.low:.2f}-{score.high:.2f})" if score else "λ=n/a"
+    who = f"candidate {record.selected}" if record.selected is not None else str(record.selected_label)
     extra = f"; discarded: {', '.join(rejected)}" if rejected else ""
-    typer.echo(f"step {record['step']}: {lam}, {who}, method {record['method']['id']}{extra}")
+    screened = f"; screened out: {len(record.screened_out)}" if record.screened_out else ""
+    typer.echo(f"step {record.step}: {lam}, {who}, method {record.method.id}{extra}{screened}")
 
 
 def describe_outcome(outcome: Any) -> str:

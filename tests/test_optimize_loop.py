@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import closing
@@ -121,7 +120,9 @@ def test_the_incumbent_is_kept_when_every_candidate_is_worse(data: Path, tmp_pat
     for step in result["steps"]:
         scores = lambdas(step)
         assert all(scores[j] > scores[-1] for j in (0, 1, 2))
-        assert step["selected"] == -1
+        assert step["selected"] == "kept incumbent" and step["decided_by"] == "lambda"
+        assert [c["outcome"] for c in step["candidates"]] == ["higher_lambda"] * 3
+        assert "higher than the incumbent's" in step["candidates"][0]["why"]
         assert step["lambda"] == scores[-1]
     assert outcome.best.id == E0.id
     assert result["parent_chain"] == []
@@ -155,7 +156,9 @@ def test_a_full_tie_goes_to_the_lower_index_and_the_incumbent_wins_its_ties(data
     optimize(data, tmp_path / "two", world, settings(candidates=2))
     step = report(tmp_path / "two")["steps"][0]
     assert step["scores"]["0"]["lambda"] == step["scores"]["-1"]["lambda"]
-    assert step["selected"] == -1
+    assert step["selected"] == "kept incumbent"
+    assert step["candidates"][0]["outcome"] == "lost_tie_break"
+    assert "incumbent keeps its place" in step["candidates"][0]["why"]
 
 
 REGRESSING = {
@@ -207,6 +210,25 @@ def test_patience_stops_early(data: Path, tmp_path: Path) -> None:
     assert '"early_stop"' in events
 
 
+def test_paper_patience_stops_when_lambda_no_longer_decreases(data: Path, tmp_path: Path) -> None:
+    # The paper returns the last selected method and stops "when λ no longer decreases": a step
+    # counts as progress only when its λ is below the lowest so far. Step 3 improves on step 2 but
+    # not on step 1, so with patience 2 the run stops there instead of reaching d.
+    plan = {"e0": [Child("a", 2)], "a": [Child("b", 8)], "b": [Child("c", 5)], "c": [Child("d", 0)]}
+    paper = optimize_settings("paper", **(SMALL | {"steps": 5, "candidates": 1, "patience": 2}))
+    outcome = optimize(data, tmp_path / "run", scripted_world(plan), paper, evolve=evolve_settings("paper"))
+    steps = report(tmp_path / "run")["steps"]
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    first, second, third = (s["lambda"] for s in steps)
+    assert first < third < second
+    assert outcome.best.id == steps[2]["candidates"][0]["method_id"]  # still the last selected
+    assert '"early_stop"' in (tmp_path / "run" / "events.jsonl").read_text(encoding="utf-8")
+    # Without patience the same run goes on to d.
+    longer = optimize_settings("paper", **(SMALL | {"steps": 4, "candidates": 1}))
+    optimize(data, tmp_path / "long", scripted_world(plan), longer, evolve=evolve_settings("paper"))
+    assert [s["step"] for s in report(tmp_path / "long")["steps"]] == [1, 2, 3, 4]
+
+
 HYGIENE = {
     "e0": [
         Child("fixed", 1, kind="lost_slot_repairable"),
@@ -231,6 +253,8 @@ def test_hygiene_repairs_or_discards_and_records_why(data: Path, tmp_path: Path)
         (4, "no_optimized_method_block", None, False),
     ]
     assert set(step["scores"]) == {"0", "-1"}  # discarded candidates cost no dev calls
+    assert [c["outcome"] for c in step["candidates"]] == ["selected"] + ["discarded"] * 4
+    assert step["candidates"][1]["why"] == "discarded by method hygiene: no_input_slot"
     assert step["selected"] == 0
     assert outcome.best.has_slot and outcome.best.template.endswith("#Instruction#:\n{instruction}")
     # The full record in the run state keeps every candidate's feedback next to its verdict.
@@ -252,28 +276,6 @@ def test_without_hygiene_the_paper_appends_the_instruction_and_keeps_the_parent(
     assert step["candidates"][1]["method_id"] == E0.id
     assert step["scores"]["1"]["lambda"] == 0.5  # e0 plays q5 on a dev set that happens to split evenly
     assert step["selected"] == 0 and step["scores"]["0"]["lambda"] < 0.5
-
-
-def test_screening_spends_fewer_calls_and_selects_the_same_method(
-    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    plan = {"e0": [Child("bad1", 10), Child("good", 0), Child("bad2", 10, length=44), Child("meh", 3)]}
-    results = {}
-    for name, screen in (("full", None), ("screen", 3)):
-        monkeypatch.setenv("AUTOEVOL_HOME", str(tmp_path / f"home-{name}"))
-        world = scripted_world(plan)
-        outcome = optimize(data, tmp_path / name, world, settings(candidates=4, screen_size=screen))
-        results[name] = (world.evol.calls, outcome, report(tmp_path / name)["steps"][0])
-    (full_calls, full, full_step), (screen_calls, screened, screen_step) = results["full"], results["screen"]
-    assert screened.best.id == full.best.id and screen_step["selected"] == full_step["selected"] == 1
-    assert screened.best_lambda == full.best_lambda == 0.0
-    assert screen_step["screened_out"] == [0, 2]  # q10 fails every item of the slice; e0 does not
-    assert full_step["screened_out"] == []
-    # Full: trajectory 3 + (4 candidates + incumbent) x 10 dev x 2 calls. Screening: the slice (3
-    # items) for all, the remaining 7 only for the incumbent and the 2 survivors.
-    assert full_calls == 3 + 5 * 10 * 2
-    assert screen_calls == 3 + 5 * 3 * 2 + 3 * 7 * 2
-    assert screen_calls < full_calls
 
 
 # 2: inside the trajectory; 5: inside the proposals; 40: inside step 1's dev scoring; 80: in step 2.
@@ -362,9 +364,10 @@ def test_cost_estimate_matches_the_spec_formula() -> None:
     default = optimize_settings("default")
     got = estimate(default, evolve_settings("default"), 0, _sample(5), method)
     # SPEC §5.19: per step m ETA + m EMO optimizer calls and 10*l + m*50*2 (+50*2 incumbent) evol calls.
-    per_step_opt, per_step_evol = 2 * 5, 10 * 1 + 5 * 50 * 2 + 50 * 2
-    assert (per_step_opt, per_step_evol) == (10, 610)
-    assert got.optimize_calls == 10 * (per_step_opt + per_step_evol) == 6200
+    # The incumbent's 50*2 is paid once: after step 1 it is the previous step's winner, already scored.
+    per_step_opt, per_step_evol, incumbent = 2 * 5, 10 * 1 + 5 * 50 * 2, 50 * 2
+    assert (per_step_opt, per_step_evol) == (10, 510)
+    assert got.optimize_calls == 10 * (per_step_opt + per_step_evol) + incumbent == 5300
     assert got.evolve_calls == 0
     paper = estimate(optimize_settings("paper"), evolve_settings("paper"), 7000, _sample(5), method)
     assert paper.optimize_calls == 10 * (10 + 10 + 5 * 50 * 2)  # no incumbent re-score in the paper
@@ -372,38 +375,19 @@ def test_cost_estimate_matches_the_spec_formula() -> None:
     assert got.optimize_tokens > 0 and paper.evolve_tokens > 0
 
 
-def test_cost_estimate_matches_the_calls_one_step_really_makes(data: Path, tmp_path: Path) -> None:
-    opt = settings(candidates=3, dev_size=6)
-    world = scripted_world({"e0": [Child("a", 2), Child("b", 3), Child("c", 4)]})
+@pytest.mark.parametrize("steps", [1, 3])
+def test_cost_estimate_matches_the_calls_a_run_really_makes(data: Path, tmp_path: Path, steps: int) -> None:
+    # Each step's first child wins (no more failures, longer answers), and no candidate repeats an
+    # earlier method, so only the incumbent is ever found in the stored verdicts.
+    plan = {parent: [Child(child, quality=4 - k, length=80 + 40 * k), Child(f"{child}1", 7), Child(f"{child}2", 8)]
+            for k, (parent, child) in enumerate((("e0", "a"), ("a", "b"), ("b", "c")))}
+    opt = settings(candidates=3, dev_size=6, steps=steps)
+    world = scripted_world(plan)
     optimize(data, tmp_path / "run", world, opt)
     got = estimate(opt, EvolveSettings(), 0, _sample(3), E0)
-    assert world.optimizer.calls == 2 * 3
-    assert world.evol.calls == 3 + (3 + 1) * 6 * 2
+    assert world.optimizer.calls == steps * 2 * 3
+    assert world.evol.calls == steps * (3 + 3 * 6 * 2) + 6 * 2  # the incumbent is scored once
     assert got.optimize_calls == world.evol.calls + world.optimizer.calls
-
-
-def test_screening_benchmark_runs_and_reports_the_ratio(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from bench.screening import main
-
-    monkeypatch.setenv("AUTOEVOL_HOME", str(tmp_path / "untouched"))
-    assert main(["--steps", "2", "--rows", "100"]) == 0
-    out = capsys.readouterr().out
-    assert "call ratio screening/paper: 0." in out and "(same)" in out
-    assert os.environ["AUTOEVOL_HOME"] == str(tmp_path / "untouched")  # the benchmark restores it
-
-
-def test_screening_without_a_competing_incumbent_still_selects_a_candidate(data: Path, tmp_path: Path) -> None:
-    # Paper preset (the incumbent does not compete) + screening, every candidate worse than e0 on
-    # the slice: the slice's best candidates still get the full dev set and one is selected.
-    world = scripted_world({"e0": [Child("a", 10), Child("b", 9, length=41), Child("c", 10, length=42)]})
-    paper = optimize_settings("paper", **(SMALL | {"screen_size": 3}))
-    outcome = optimize(data, tmp_path / "run", world, paper, evolve=evolve_settings("paper"))
-    step = report(tmp_path / "run")["steps"][0]
-    assert step["selected"] in (0, 1, 2) and step["lambda"] is not None
-    assert "-1" not in step["scores"]
-    assert outcome.best.id == step["candidates"][step["selected"]]["method_id"]
 
 
 def test_run_stopped_in_its_evolve_phase_resumes_without_paying_twice(

@@ -134,7 +134,7 @@ def test_a_run_killed_mid_step_resumes_to_the_same_result_without_repaying(
     # Same result, byte for byte once parsed.
     assert outputs(run) == outputs(tmp_path / "fresh")
     report, best = outputs(run)
-    assert [s["selected"] for s in report["steps"]] == [0, 0, -1]  # type: ignore[index]
+    assert [s["selected"] for s in report["steps"]] == [0, 0, "kept incumbent"]  # type: ignore[index]
     assert best["lineage"]["best_lambda"] == 0.0  # type: ignore[index]
 
     # Finished calls were not paid again: at most the requests in flight at the kill are repeated.

@@ -12,7 +12,7 @@ from autoevol.data.records import Seed
 from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError
 from autoevol.optimize.job import read_split
-from autoevol.optimize.split import Split, make_split
+from autoevol.optimize.split import Split, make_split, normalised
 from autoevol.types import user
 from tests.support.optimize_script import write_data
 
@@ -132,3 +132,31 @@ def test_read_split_honours_the_row_limit(tmp_path: Path) -> None:
     assert {s.seed_id for s in split.dev + split.train} == {f"data:{i}" for i in range(1, 13)}
     with pytest.raises(ConfigError, match="6 usable rows"):
         read_split(DataSource(data, limit=6), settings, seed=0)
+
+
+def test_train_leaves_out_items_whose_text_repeats_a_dev_item() -> None:
+    # 20 distinct questions, each three times with different case and spacing, under distinct ids.
+    variants = ("question {}", "QUESTION  {}", " Question\n{} ")
+    items = [Seed(f"s{k}{i:02d}", (user(v.format(i)),), f"data:{k}{i}")
+             for k, v in enumerate(variants) for i in range(20)]
+    split = make_split(items, pool_size=2000, dev_size=8, batch_size=4, seed=5)
+
+    def text(s: Seed) -> str:
+        return normalised(s.instruction)
+
+    assert text(items[0]) == text(items[20]) == text(items[40]) == "question 0"
+    dev_texts = {text(s) for s in split.dev}
+    assert not dev_texts & {text(s) for s in split.train}
+    # Only the repeats of dev items are gone: every other question still reaches training.
+    assert {text(s) for s in split.train} == {text(s) for s in items} - dev_texts
+    assert split.dev_duplicates == 60 - 8 - len(split.train) > 0
+    drawn = {s.seed_id for t in range(1, 30) for s in split.minibatch(t, 4, seed=5)}
+    assert drawn == set(ids(split.train))
+
+
+def test_duplicates_that_leave_too_few_training_items_are_a_clear_error() -> None:
+    # Ten of twelve items ask the same thing: whichever 8 form the dev set, at most 2 can train.
+    items = [Seed(f"s{i:02d}", (user("Same question" if i % 6 else f"question {i}"),), f"d:{i}") for i in range(12)]
+    with pytest.raises(ConfigError) as info:
+        make_split(items, pool_size=2000, dev_size=8, batch_size=3, seed=0)
+    assert "repeat a dev item's instruction" in str(info.value) and "deduplicate" in str(info.value)

@@ -45,15 +45,19 @@ def estimate(
     evolve_tokens = int(n_seeds * evo.rounds * (evolve_call + answer_call))
     if opt is None:
         return Estimate(0, 0, evolve_calls, evolve_tokens)
-    scored = opt.candidates + int(opt.incumbent_competes)
-    evol_per_step = opt.batch_size * opt.trajectory_rounds + scored * opt.dev_size * 2
+    # A competing incumbent is full-scored once: from step 2 on it is the method the previous step
+    # selected, whose dev verdicts are already stored (and e0's own score is paid only in step 1).
+    incumbent_calls = int(opt.incumbent_competes) * opt.dev_size * 2
+    evol_per_step = opt.batch_size * opt.trajectory_rounds + opt.candidates * opt.dev_size * 2
     opt_per_step = 2 * opt.candidates
     trajectory_text = opt.batch_size * (opt.trajectory_rounds + 1) * instr * 1.5
     optimizer_tokens = opt.candidates * (2 * trajectory_text + 2 * opt.optimizer_max_tokens + 2 * method_tokens)
-    evol_tokens = opt.batch_size * evolve_call + scored * opt.dev_size * (evolve_call + answer_call)
+    score_tokens = opt.dev_size * (evolve_call + answer_call)
+    evol_tokens = opt.batch_size * evolve_call + opt.candidates * score_tokens
+    incumbent_tokens = int(opt.incumbent_competes) * score_tokens
     return Estimate(
-        optimize_calls=opt.steps * (evol_per_step + opt_per_step),
-        optimize_tokens=int(opt.steps * (optimizer_tokens + evol_tokens)),
+        optimize_calls=opt.steps * (evol_per_step + opt_per_step) + incumbent_calls,
+        optimize_tokens=int(opt.steps * (optimizer_tokens + evol_tokens) + incumbent_tokens),
         evolve_calls=evolve_calls,
         evolve_tokens=evolve_tokens,
     )

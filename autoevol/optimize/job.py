@@ -1,7 +1,7 @@
 """Wiring for one optimisation run: read the pool, build the loop from settings, write the result.
 
     RUN/output/best_method.json   the selected method with its lineage (usable with --method)
-    RUN/output/optimization.json  λ per step with intervals, candidates and why any were discarded
+    RUN/output/optimization.json  λ per step with intervals, and why each candidate won or lost
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimize.loop import LoopState, Optimizer
 from autoevol.optimize.propose import Proposer
+from autoevol.optimize.records import StepRecord
 from autoevol.optimize.score import DevScorer
 from autoevol.optimize.split import Split, make_split
 from autoevol.store.run import RunDir
@@ -30,7 +31,7 @@ from autoevol.store.run import RunDir
 @dataclass(frozen=True, slots=True)
 class OptimizeOutcome:
     best: EvolvingMethod
-    history: list[dict[str, Any]]
+    history: list[StepRecord]
     best_lambda: float | None
 
 
@@ -45,7 +46,7 @@ def read_split(source: DataSource, settings: OptimizeSettings, seed: int) -> Spl
 
 def build_optimizer(
     evol: LLM, optimizer: LLM, split: Split, run: RunDir, opt: OptimizeSettings, evo: EvolveSettings,
-    on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[StepRecord], None] | None = None,
 ) -> Optimizer:
     scorer = DevScorer(evol, *scoring_policies(opt, evo))
     proposer = Proposer(optimizer, temperature=opt.optimizer_temperature, top_p=opt.optimizer_top_p,
@@ -70,16 +71,17 @@ def scoring_policies(opt: OptimizeSettings, evo: EvolveSettings) -> tuple[Rewrit
 
 def lineage(state: LoopState, models: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     chain: list[str] = []
-    by_id = {r["method"]["id"]: r["method"] for r in state.history if "id" in r["method"]}
+    by_id = {r.method.id: r.method for r in state.history}
     parent = state.best.parent_id
     while parent and parent not in chain:
         chain.append(parent)
-        parent = by_id.get(parent, {}).get("parent_id")
+        known = by_id.get(parent)
+        parent = known.parent_id if known else None
     return {
         "parent_chain": chain,
         "lambda_history": [
-            {"step": r["step"], "selected": r["selected"], "lambda": r["lambda"],
-             "ci95": r["score"]["ci95"] if r["score"] else None}
+            {"step": r.step, "selected": r.selected_label, "lambda": r.rate,
+             "ci95": r.score.to_dict()["ci95"] if r.score else None}
             for r in state.history
         ],
         "best_lambda": state.best_score.rate if state.best_score else None,
@@ -87,17 +89,32 @@ def lineage(state: LoopState, models: dict[str, Any], data: dict[str, Any]) -> d
     }
 
 
+def step_report(record: StepRecord) -> dict[str, Any]:
+    """One step of optimization.json: the scores, and for every candidate why it won or lost."""
+    why = {o.index: o for o in record.outcomes}
+    return {
+        "step": record.step, "selected": record.selected_label, "lambda": record.rate,
+        "decided_by": record.decided_by,
+        "scores": {str(e.index): e.score.to_dict() for e in record.scores},
+        "screened_out": [s.to_dict() for s in record.screened_out],
+        "candidates": [
+            {"index": c.index, "rejected": c.rejected, "repaired": c.repaired,
+             "method_id": c.method.id if c.method else None,
+             "outcome": why[c.index].outcome if c.index in why else None,
+             "why": why[c.index].detail if c.index in why else None}
+            for c in record.candidates
+        ],
+    }
+
+
 def write_result(run: RunDir, state: LoopState, models: dict[str, Any], data: dict[str, Any]) -> OptimizeOutcome:
     info = lineage(state, models, data)
     artifact = state.best.to_dict() | {"lineage": info}
     atomic_write_text(run.output / "best_method.json", json.dumps(artifact, indent=2, ensure_ascii=False) + "\n")
-    steps = [
-        {"step": r["step"], "selected": r["selected"], "lambda": r["lambda"], "scores": r["scores"],
-         "screened_out": r["screened_out"],
-         "candidates": [{"index": c["index"], "rejected": c["rejected"], "repaired": c["repaired"],
-                         "method_id": c["method"]["id"] if c["method"] else None} for c in r["candidates"]]}
-        for r in state.history
-    ]
+    steps = [step_report(r) for r in state.history]
+    # B21: with a strong evol LLM every λ can be 0 and the tie-break proxy picks every method; say how often.
+    tie_decided = sum(r.decided_by not in ("lambda", "only one scored", "nothing scored") for r in state.history)
     atomic_write_text(run.output / "optimization.json",
-                      json.dumps({"steps": steps, **info}, indent=2, ensure_ascii=False) + "\n")
+                      json.dumps({"steps": steps, "steps_decided_by_tie_break": tie_decided, **info},
+                                 indent=2, ensure_ascii=False) + "\n")
     return OptimizeOutcome(best=state.best, history=state.history, best_lambda=info["best_lambda"])

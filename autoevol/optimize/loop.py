@@ -9,7 +9,7 @@ re-pays only calls that were in flight (and the response cache usually has those
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,9 @@ from autoevol.config import OptimizeSettings
 from autoevol.evolve.attempt import RewritePolicy
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimize.propose import Candidate, Proposer, trajectory
+from autoevol.optimize.records import StepRecord, decided_by, explain, score_to_dict
 from autoevol.optimize.score import DevScorer, ItemVerdict, Score, summarise
-from autoevol.optimize.select import Entry, better, select
+from autoevol.optimize.select import Entry, Screened, better, screen, select
 from autoevol.optimize.split import Split
 from autoevol.store.run import RunDir
 
@@ -30,8 +31,10 @@ class LoopState:
     current: EvolvingMethod
     best: EvolvingMethod
     best_score: Score | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[StepRecord] = field(default_factory=list)
     since_improvement: int = 0
+    # The lowest λ selected so far; with return_best=False it is what "λ no longer decreases" means.
+    lowest_rate: float | None = None
     dev_set: dict[str, Any] = field(default_factory=dict)  # what every λ was measured on: size and hash
 
 
@@ -44,7 +47,7 @@ class Optimizer:
     run: RunDir
     seed: int
     trajectory_policy: RewritePolicy
-    on_step: Callable[[dict[str, Any]], None] | None = None
+    on_step: Callable[[StepRecord], None] | None = None
 
     async def score(self, method: EvolvingMethod, items: int | None = None) -> Score:
         dev = self.split.dev[: items or len(self.split.dev)]
@@ -62,7 +65,7 @@ class Optimizer:
         verdicts = list(await asyncio.gather(*(one(i) for i in range(len(dev)))))
         return summarise(method.id, verdicts)
 
-    async def step(self, t: int, state: LoopState) -> dict[str, Any]:
+    async def step(self, t: int, state: LoopState) -> StepRecord:
         s = self.settings
         batch = self.split.minibatch(t, s.batch_size, self.seed)
         traj = self.run.state.read(f"opt/{t}/trajectory")
@@ -78,53 +81,54 @@ class Optimizer:
             candidates = [Candidate.from_dict(c) for c in stored]
         entries, screened = await self._score_all(state.current, candidates)
         chosen = select(entries, s.tie_break)
-        return {
-            "step": t, "batch": [item.seed_id for item in batch], "trajectory": traj,
-            "candidates": [c.to_dict() for c in candidates], "screened_out": screened,
-            "scores": {str(e.index): e.score.to_dict() for e in entries},
-            "selected": chosen.index if chosen else -1,
-            "method": (_method_of(chosen.index, state.current, candidates) if chosen else state.current).to_dict(),
-            "lambda": chosen.score.rate if chosen else None,
-            "score": chosen.score.to_dict() if chosen else None,
-        }
+        return StepRecord(
+            step=t, batch=tuple(item.seed_id for item in batch), trajectory=tuple(traj),
+            candidates=tuple(candidates), screened_out=tuple(screened), scores=tuple(entries),
+            selected=chosen.index if chosen is not None and chosen.index >= 0 else None,
+            method=_method_of(chosen.index, state.current, candidates) if chosen else state.current,
+            score=chosen.score if chosen else None,
+            outcomes=explain(candidates, entries, screened, chosen, s.tie_break),
+            decided_by=decided_by(entries, chosen, s.tie_break),
+        )
 
     async def _score_all(
-        self, current: EvolvingMethod, candidates: list[Candidate]
-    ) -> tuple[list[Entry], list[int]]:
+        self, current: EvolvingMethod, candidates: Sequence[Candidate]
+    ) -> tuple[list[Entry], list[Screened]]:
         s = self.settings
-        usable = [c for c in candidates if c.method is not None]
-        screened: list[int] = []
-        if s.screen_size and s.screen_size < len(self.split.dev):
-            # Cheap first pass: only candidates not worse than the incumbent on a slice get the full dev set.
-            bar, *slices = await asyncio.gather(
-                self.score(current, s.screen_size), *(self.score(c.method, s.screen_size) for c in usable if c.method)
-            )
-            limit = bar.failures
-            if not s.incumbent_competes and slices and min(sc.failures for sc in slices) > limit:
-                # Nobody beats the incumbent on the slice, but the incumbent cannot be kept: the
-                # candidates that did best on the slice go on, so the step still selects one.
-                limit = min(sc.failures for sc in slices)
-            keep = [c for c, sc in zip(usable, slices, strict=True) if sc.failures <= limit]
-            screened = [c.index for c in usable if c not in keep]
-            usable = keep
-        methods = [c.method for c in usable if c.method is not None]
-        if s.incumbent_competes:
-            methods.append(current)  # scored alongside the candidates, not after them
-        scores = await asyncio.gather(*(self.score(m) for m in methods))
-        entries = [Entry(c.index, sc) for c, sc in zip(usable, scores[: len(usable)], strict=True)]
-        if s.incumbent_competes:
-            entries.append(Entry(-1, scores[-1]))
-        return entries, screened
+        usable = {c.index: c.method for c in candidates if c.method is not None}
+        competes = s.incumbent_competes
+        if not (s.screen_size and s.screen_size < len(self.split.dev)):
+            methods = [*usable.values(), *([current] if competes else [])]
+            scores = await asyncio.gather(*(self.score(m) for m in methods))
+            entries = [Entry(i, sc) for i, sc in zip(usable, scores[: len(usable)], strict=True)]
+            return entries + ([Entry(-1, scores[-1])] if competes else []), []
+        # The incumbent's full score (cached after step 1) is the first bound; in `paper` it does not
+        # compete, and a method that cannot be selected must not decide who can.
+        incumbent, slices = await asyncio.gather(
+            self.score(current) if competes else _no_score(),
+            asyncio.gather(*(self.score(m, s.screen_size) for m in usable.values())),
+        )
+
+        async def full(indexes: Sequence[int]) -> list[Score]:
+            return list(await asyncio.gather(*(self.score(usable[i]) for i in indexes)))
+
+        entries, screened = await screen(dict(zip(usable, slices, strict=True)), full,
+                                         incumbent.failures if incumbent else None)
+        return entries + ([Entry(-1, incumbent)] if incumbent else []), screened
 
     async def run_loop(self, initial: EvolvingMethod) -> LoopState:
         state = LoopState(current=initial, best=initial,
                           dev_set={"size": len(self.split.dev), "hash": self.split.dev_hash()})
         for t in range(1, self.settings.steps + 1):
-            record = self.run.state.read(f"opt/{t}/record")
-            if record is None:
+            key = f"opt/{t}/record"
+            stored = self.run.state.read(key)
+            if stored is None:
                 record = await self.step(t, state)
-                self.run.state.set(f"opt/{t}/record", record)
-                self.run.events.emit("step_finished", step=t, selected=record["selected"], score=record["score"])
+                self.run.state.set(key, record.to_dict())
+                self.run.events.emit("step_finished", step=t, selected=record.selected_label,
+                                     score=score_to_dict(record.score) if record.score else None)
+            else:
+                record = StepRecord.from_dict(stored, where=f"{self.run.path}: {key}")
             self._advance(state, record)
             if self.on_step:
                 self.on_step(record)
@@ -134,33 +138,38 @@ class Optimizer:
                 break
         return state
 
-    def _advance(self, state: LoopState, record: dict[str, Any]) -> None:
+    def _advance(self, state: LoopState, record: StepRecord) -> None:
         state.history.append(record)
-        state.current = EvolvingMethod.from_dict(record["method"])
-        if record["score"] is None:
+        state.current = record.method
+        score = record.score
+        if score is None:
             state.since_improvement += 1
             return
-        score = Score(**{k: v for k, v in _score_fields(record["score"]).items()})
         if not self.settings.return_best:
-            # The paper's loop: the last selected method is the answer.
+            # The paper's loop returns the last selected method, and stops "when λ no longer
+            # decreases": a step counts as progress only when it sets a new lowest λ. Comparing with
+            # the previous step instead would let a run that swings between two values never stop.
             state.best, state.best_score = state.current, score
-            return
-        if state.best_score is None or better(score, state.best_score, self.settings.tie_break):
-            state.best, state.best_score, state.since_improvement = state.current, score, 0
+            improved = state.lowest_rate is None or score.rate < state.lowest_rate
+        else:
+            improved = state.best_score is None or better(score, state.best_score, self.settings.tie_break)
+            if improved:
+                state.best, state.best_score = state.current, score
+        if improved:
+            state.lowest_rate = score.rate if state.lowest_rate is None else min(state.lowest_rate, score.rate)
+            state.since_improvement = 0
         else:
             state.since_improvement += 1
 
 
-def _method_of(index: int, current: EvolvingMethod, candidates: list[Candidate]) -> EvolvingMethod:
+async def _no_score() -> Score | None:
+    return None
+
+
+def _method_of(index: int, current: EvolvingMethod, candidates: Sequence[Candidate]) -> EvolvingMethod:
     if index < 0:
         return current
     for candidate in candidates:
         if candidate.index == index and candidate.method is not None:
             return candidate.method
     raise ValueError(f"selected candidate {index} has no method")
-
-
-def _score_fields(data: dict[str, Any]) -> dict[str, Any]:
-    low, high = data["ci95"]
-    return {"method_id": data["method_id"], "failures": data["failures"], "n": data["n"], "low": low, "high": high,
-            "length_ratio": data["length_ratio"]}

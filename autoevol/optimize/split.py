@@ -1,6 +1,10 @@
 """The optimisation split: a seeded pool, a fixed dev set disjoint from training, and training
 minibatches drawn without replacement (reshuffled each time the training part is exhausted).
 
+Disjoint means by text, not only by row: a training item whose instruction equals a dev item's
+(ignoring case and whitespace) is left out, or the optimizer could tune the method on the very
+prompts it is then scored on (duplicate prompts are common in ShareGPT-style data).
+
 Every draw is a pure function of (seed, step), so a resumed run sees exactly the same batches.
 """
 
@@ -21,6 +25,7 @@ from autoevol.errors import ConfigError
 class Split:
     dev: tuple[Seed, ...]
     train: tuple[Seed, ...]
+    dev_duplicates: int = 0  # pool items left out of train because their instruction is a dev item's
 
     def dev_hash(self) -> str:
         """A content hash of the dev set (ids and instructions, in order): what every λ was measured on."""
@@ -84,4 +89,19 @@ def make_split(seeds: Iterable[Seed], *, pool_size: int, dev_size: int, batch_si
         )
     pool.sort(key=lambda s: s.seed_id)  # the reservoir's order depends on arrival; ids don't
     random.Random(f"{seed}:split").shuffle(pool)
-    return Split(dev=tuple(pool[:dev_size]), train=tuple(pool[dev_size:]))
+    dev = pool[:dev_size]
+    dev_texts = {normalised(s.instruction) for s in dev}
+    train = [s for s in pool[dev_size:] if normalised(s.instruction) not in dev_texts]
+    dropped = len(pool) - dev_size - len(train)
+    if len(train) < batch_size:
+        raise ConfigError(
+            f"{dropped} of the {len(pool) - dev_size} training items repeat a dev item's instruction; the "
+            f"{len(train)} left cannot fill a minibatch of {batch_size}; lower --dev-size/--batch-size, "
+            "raise --pool-size or deduplicate the data"
+        )
+    return Split(dev=tuple(dev), train=tuple(train), dev_duplicates=dropped)
+
+
+def normalised(text: str) -> str:
+    """The text two prompts are compared by: case-folded, every run of whitespace one space."""
+    return " ".join(text.casefold().split())

@@ -10,6 +10,10 @@ Data: seed `i` reads "Question i: ...". A method carries a tag line such as
 * Evol LLM, asked to answer (system prompt + instruction): fails ("What would you like me to
   do?") when `i % 10 < K`, so q0 never fails, q10 always fails and the failure sets are nested;
   otherwise answers with exactly NNN characters (which moves the length-ratio tie-break).
+  Nested sets make every prefix of the dev set rank methods alike, which hides any screening
+  shortcut that is not exact; a world built with `failing={name: {question numbers}}` instead fails
+  exactly those questions for the named methods ("e0" is the initial method), so a test can make
+  a method look good on the screening slice and bad on the whole dev set, or the reverse.
 * Optimizer LLM: the analysis turn returns short feedback; the rewrite turn looks up the parent
   method's NAME ("e0" for the initial method) and the request's sample index in a plan and
   returns the planned child (a good method, or one of the hygiene failures) in a fenced
@@ -28,7 +32,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +49,7 @@ INITIAL = load_method("initial").template
 FINAL = "#Finally Rewritten Instruction#:"
 
 _METHOD_TAG_RE = re.compile(r"\[NAME=(?P<name>[\w-]+) QUALITY=q(?P<q>\d+) LEN=(?P<len>\d+)\]")
-_INSTR_TAG_RE = re.compile(r"\s*\[NAME=[\w-]+ QUALITY=q(?P<q>\d+) LEN=(?P<len>\d+)\]")
+_INSTR_TAG_RE = re.compile(r"\s*\[NAME=(?P<name>[\w-]+) QUALITY=q(?P<q>\d+) LEN=(?P<len>\d+)\]")
 _QUESTION_RE = re.compile(r"Question (\d+):")
 _ANALYZE_HEAD = load_template("analyze")[:60]
 _OPTIMIZE_HEAD = load_template("optimize")[:60]
@@ -117,11 +121,13 @@ def method_behaviour(text: str, default_quality: int = DEFAULT_QUALITY) -> tuple
 # -- the two LLMs as pure functions of plain messages --------------------------------------------
 Messages = Sequence[Mapping[str, Any]]
 Plan = Callable[[str, int], Child]
+# Method name -> the question numbers its answers fail (None: the QUALITY rule), as a table or a function.
+Failing = Mapping[str, Collection[int]] | Callable[[str], Collection[int] | None]
 
 
-def evol_reply(messages: Messages, default_quality: int = DEFAULT_QUALITY) -> str:
+def evol_reply(messages: Messages, default_quality: int = DEFAULT_QUALITY, failing: Failing | None = None) -> str:
     if messages[0]["role"] == "system":
-        return answer_reply(str(messages[-1]["content"]))
+        return answer_reply(str(messages[-1]["content"]), failing)
     prompt = str(messages[-1]["content"])
     method_part, _, instruction = prompt.rpartition("#Instruction#:")
     quality, length = method_behaviour(method_part, default_quality)
@@ -137,12 +143,17 @@ def evol_reply(messages: Messages, default_quality: int = DEFAULT_QUALITY) -> st
     )
 
 
-def answer_reply(instruction: str) -> str:
+def answer_reply(instruction: str, failing: Failing | None = None) -> str:
     tags = list(_INSTR_TAG_RE.finditer(instruction))
     quality, length = (int(tags[-1].group("q")), int(tags[-1].group("len"))) if tags else (0, DEFAULT_LENGTH)
     number = _QUESTION_RE.search(instruction)
     index = int(number.group(1)) if number else 0
-    if index % 10 < quality:
+    explicit = None
+    if failing is not None and tags:
+        name = tags[-1].group("name")
+        explicit = failing(name) if callable(failing) else failing.get(name)
+    fails = index in explicit if explicit is not None else index % 10 < quality
+    if fails:
         return FAIL_ANSWER
     return ("Answer: " + "x" * length)[:length]
 
@@ -188,16 +199,27 @@ class World:
         return {"evol": self.evol, "optimizer": self.optimizer}
 
 
-def scripted_world(plan: Plan | Mapping[str, Sequence[Child]], default_quality: int = DEFAULT_QUALITY) -> World:
+def scripted_world(
+    plan: Plan | Mapping[str, Sequence[Child]], default_quality: int = DEFAULT_QUALITY, failing: Failing | None = None
+) -> World:
     """Fresh backends; a different plan is a different optimizer "model", so it gets its own
-    backend identity and never reads another plan's answers from the shared response cache."""
+    backend identity and never reads another plan's answers from the shared response cache (the
+    same holds for the evol LLM and its failing sets)."""
     if callable(plan):
         chosen, label = plan, getattr(plan, "__name__", "plan")
     else:
         chosen = table_plan(plan)
         label = hashlib.sha256(repr(sorted(plan.items())).encode()).hexdigest()[:12]
-    evol = ScriptedBackend(lambda r: evol_reply(_plain(r), default_quality),
-                           identity=f"scripted-evol:q{default_quality}")
+    sets: Failing | None
+    if callable(failing):
+        sets, evol_label = failing, getattr(failing, "__name__", "failing")
+    elif failing:
+        sets = {name: frozenset(items) for name, items in failing.items()}
+        evol_label = hashlib.sha256(repr(sorted((k, sorted(v)) for k, v in sets.items())).encode()).hexdigest()[:12]
+    else:
+        sets, evol_label = None, "nested"
+    evol = ScriptedBackend(lambda r: evol_reply(_plain(r), default_quality, sets),
+                           identity=f"scripted-evol:q{default_quality}:{evol_label}")
     opt = ScriptedBackend(lambda r: optimizer_reply(_plain(r), r.sample_index, chosen),
                           identity=f"scripted-opt:{label}")
     return World(evol, opt)
