@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from autoevol import __version__
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
-from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, TooManyErrors
+from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, ResumeMismatchError, TooManyErrors
 from autoevol.evolve.outputs import write_outputs
 from autoevol.evolve.pipeline import evolve_dataset
 from autoevol.evolve.steps import Models
@@ -113,6 +113,23 @@ class _ProgressEvents:
             )
 
 
+def _open_run(
+    out: Path, command: str, config: dict[str, Any], operational: dict[str, Any], source: DataSource
+) -> RunDir:
+    """`RunDir.open`, with a refusal that names the data file when its content is what changed."""
+    try:
+        return RunDir.open(out, command=command, config=config, operational=operational)
+    except ResumeMismatchError:
+        before = RunDir.load_manifest(out).get("config", {}).get("data", {}).get("sha256")
+        after = config["data"]["sha256"]
+        if before is None or before == after:
+            raise
+        raise ResumeMismatchError(
+            f"{out} cannot resume: the content of {source.path} changed since the run started (sha256 "
+            f"{before[:12]}… -> {after[:12]}…); restore the original data to resume, or use a new --out directory"
+        ) from None
+
+
 async def _session(
     command: str, source: DataSource, roles: Roles, out: Path, config: dict[str, Any], exec_settings: ExecSettings,
     backends: Mapping[str, Backend] | None, body: Callable[[_Session], Any],
@@ -120,10 +137,12 @@ async def _session(
     if not source.path.exists():
         raise ConfigError(f"data file not found: {source.path}")
     specs = roles.resolved()
-    config = {"autoevol": __version__, "data": source.describe(),
+    config = {"autoevol": __version__, "data": source.identity(),
               "models": {role: spec.semantic() for role, spec in specs.items()}, **config}
-    operational = {"models": {role: spec.model_dump(mode="json") for role, spec in specs.items()}}
-    run = RunDir.open(out, command=command, config=config, operational=operational)
+    # The path is not part of the identity: the same bytes elsewhere (another node, a checkout) resume.
+    operational = {"data": {"path": str(source.path.resolve())},
+                   "models": {role: spec.model_dump(mode="json") for role, spec in specs.items()}}
+    run = _open_run(out, command, config, operational, source)
     try:
         async with open_pool(exec_settings) as pool:
             with ProgressView(pool.meter, quiet=exec_settings.quiet) as view:
@@ -253,7 +272,10 @@ def resume(
     manifest = RunDir.load_manifest(run_dir)
     config, models = manifest["config"], manifest.get("operational", {}).get("models", {})
     data = config["data"]
-    source = DataSource(Path(data["path"]), schema=data["schema"], field=data["field"], id_field=data["id_field"],
+    path = manifest.get("operational", {}).get("data", {}).get("path") or data.get("path")
+    if path is None:
+        raise ResumeMismatchError(f"{run_dir}/manifest.json does not say where the data file is")
+    source = DataSource(Path(path), schema=data["schema"], field=data["field"], id_field=data["id_field"],
                         on_bad_row=data["on_bad_row"], limit=data["limit"])
     specs = {role: ModelSpec(**spec) for role, spec in models.items()}
     roles = Roles(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"),
@@ -279,14 +301,10 @@ def estimate_for(source: DataSource, opt: OptimizeSettings | None, evo: EvolveSe
     """The pre-run cost estimate, from the settings and the first 50 rows of the data."""
     from itertools import islice
 
-    from autoevol.data.readers import count_rows, iter_seeds
-    from autoevol.data.records import Seed
     from autoevol.optimize.estimate import estimate
 
-    n = count_rows(source.path)
-    if source.limit is not None:
-        n = min(n, source.limit)
-    sample = [s for s in islice(iter_seeds(source.path, schema=source.schema, field=source.field,
-                                           on_bad_row="skip"), 50) if isinstance(s, Seed)]
+    n = source.count() if with_evolve else 0
+    # The sample skips bad rows whatever the policy: a bad row is the run's business, not the estimate's.
+    sample = list(islice(replace(source, on_bad_row="skip").seeds(), 50))
     method = load_method(opt.initial_method if opt else "initial")
-    return estimate(opt, evo, n if with_evolve else 0, sample, method)
+    return estimate(opt, evo, n, sample, method)

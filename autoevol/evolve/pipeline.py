@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoevol.config import EvolveSettings
-from autoevol.data.readers import count_rows, iter_seeds
 from autoevol.data.records import BadRow, OutputRow, Turn
 from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError, DataError, TooManyErrors
@@ -82,11 +81,7 @@ def _bad_row_id(bad: BadRow) -> str:
 
 
 def _seed_jobs(source: DataSource) -> Iterator[tuple[Job, BadRow | None]]:
-    items = iter_seeds(source.path, schema=source.schema, field=source.field, id_field=source.id_field,
-                       on_bad_row=source.on_bad_row)
-    for seq, item in enumerate(items):
-        if source.limit is not None and seq >= source.limit:
-            return
+    for seq, item in enumerate(source.rows()):
         if isinstance(item, BadRow):
             yield Job(seed_id=_bad_row_id(item), seq=seq, round=1, turns=(), parent_id=None), item
         else:
@@ -207,5 +202,4 @@ def _next_round_statuses(settings: EvolveSettings) -> tuple[str, ...]:
 def _round_total(source: DataSource, run: RunDir, round_: int, settings: EvolveSettings) -> int:
     if round_ > 1:
         return run.state.count(PHASE, round_ - 1, statuses=_next_round_statuses(settings))
-    total = count_rows(source.path)
-    return min(total, source.limit) if source.limit is not None else total
+    return source.count()
