@@ -11,10 +11,12 @@ from typing import Any
 
 from autoevol import __version__
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
+from autoevol.data.records import OutputRow
 from autoevol.data.source import DataSource
 from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, ResumeMismatchError, TooManyErrors
 from autoevol.evolve.outputs import write_outputs
-from autoevol.evolve.pipeline import evolve_dataset
+from autoevol.evolve.pipeline import PHASE as EVOLVE_PHASE
+from autoevol.evolve.pipeline import RoundStats, evolve_dataset
 from autoevol.evolve.steps import Models
 from autoevol.executor import LocalExecutor
 from autoevol.home import cache_path
@@ -149,8 +151,14 @@ async def _session(
                 try:
                     return await body(_Session(run, pool, view, specs, backends or {}))
                 except (BudgetExhausted, TooManyErrors) as error:
+                    await pool.drain()  # calls already sent finish and are counted before the stop is reported
                     run.set_status("stopped", reason=str(error))
                     run.events.emit("run_stopped", reason=str(error), usage=pool.meter.snapshot())
+                    if isinstance(error, BudgetExhausted):
+                        raise BudgetExhausted(
+                            f"{error}; what is done is in {run.output}, and `autoevol resume {run.path}` continues "
+                            "(with --max-calls N for another chunk)"
+                        ) from None
                     raise
                 except AutoevolError as error:
                     # Finished units stay in state.db: the same command resumes once the cause is fixed.
@@ -167,18 +175,40 @@ async def _evolve_phase(
 ) -> EvolveResult:
     models = Models(evol=s.llm("evol"), responder=s.llm("responder"), judge=s.llm("judge"))
     ticker = _ProgressEvents(s)
-    stats = await evolve_dataset(
-        source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
-        on_row=ticker.row, on_round=ticker.round, max_consecutive_errors=exec_settings.max_consecutive_errors,
-    )
-    usage = s.pool.meter.snapshot()
-    extra = {"seconds": round(time.monotonic() - started, 2), "usage": usage}
+    extra: dict[str, Any] = {}
     if optimization is not None:
         extra["method"] = {"id": optimization.best.id, "lambda": optimization.best_lambda}
-    summary = write_outputs(s.run, settings, stats, extra)
-    s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=usage)
+    try:
+        stats = await evolve_dataset(
+            source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
+            on_row=ticker.row, on_round=ticker.round, max_consecutive_errors=exec_settings.max_consecutive_errors,
+        )
+    except (BudgetExhausted, TooManyErrors) as error:
+        # A stop keeps what is done readable: the output files as of now, marked as partial.
+        await s.pool.drain()
+        stopped = {"reason": str(error), "resumable": True, "resume": f"autoevol resume {s.run.path}"}
+        write_outputs(s.run, settings, _stored_stats(s.run, settings), _run_extra(s, started, extra, stopped=stopped))
+        raise
+    summary = write_outputs(s.run, settings, stats, _run_extra(s, started, extra))
+    s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
     s.run.set_status("finished")
-    return EvolveResult(run_dir=s.run.path, summary=summary, usage=usage, optimization=optimization)
+    return EvolveResult(run_dir=s.run.path, summary=summary, usage=summary["usage"], optimization=optimization)
+
+
+def _run_extra(s: _Session, started: float, extra: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"seconds": round(time.monotonic() - started, 2), "usage": s.pool.meter.snapshot(), **extra, **more}
+
+
+def _stored_stats(run: RunDir, settings: EvolveSettings) -> list[RoundStats]:
+    """Per-round counts of the units stored so far (a stopped run's rounds are partial)."""
+    stats = []
+    for round_ in range(1, settings.rounds + 1):
+        counts = RoundStats(round_)
+        for payload in run.state.iter_phase(EVOLVE_PHASE, round_):
+            counts.add(OutputRow.from_dict(payload["row"]))
+        if counts.inputs:
+            stats.append(counts)
+    return stats
 
 
 async def evolve_async(

@@ -10,7 +10,15 @@ from typing import Annotated
 
 import typer
 
-from autoevol.cli_options import ApiKeyEnvOpt, BaseUrlOpt, ModelOpt, TimeoutOpt
+from autoevol.cli_options import (
+    ApiKeyEnvOpt,
+    BaseUrlOpt,
+    MaxCallsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    QuietOpt,
+    TimeoutOpt,
+)
 from autoevol.cli_support import describe_outcome, guarded, model_spec
 
 app = typer.Typer(help="Auto Evol-Instruct: evolve instruction data with automatically optimised methods.",
@@ -98,14 +106,21 @@ def methods_show(
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="a run directory made by evolve/optimize/run")]) -> None:
-    """Finish an interrupted run with the configuration recorded in its manifest."""
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory made by evolve/optimize/run")],
+    quiet: QuietOpt = False,
+    max_calls: MaxCallsOpt = None,
+    max_tokens: MaxTokensOpt = None,
+) -> None:
+    """Finish an interrupted run with the configuration recorded in its manifest (budgets may differ)."""
     from autoevol import api
     from autoevol.cli_support import print_summary
+    from autoevol.config import ExecSettings
 
-    result = guarded(lambda: api.resume(run_dir))
+    exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens)
+    result = guarded(lambda: api.resume(run_dir, exec_settings))
     if hasattr(result, "summary"):
-        print_summary(result.summary)
+        print_summary(result.summary, quiet=quiet)
     else:
         path = run_dir / "output" / "best_method.json"
         typer.echo(f"best method {describe_outcome(result)} -> {path}")
