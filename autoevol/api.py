@@ -321,6 +321,25 @@ def resume(
     return asyncio.run(run_async(source, settings=opt, evolve_settings=evo, **common))
 
 
+def served_model_spec(base_url: str, api_key_env: str | None = None) -> str:
+    """The model spec meant by a base URL alone: `openai:NAME` for the server's only model.
+
+    A base URL means an OpenAI-compatible server, never the embedded model; a server with several
+    models (or none) is a ConfigError naming them, since guessing would silently pick one.
+    """
+    import os
+
+    from autoevol.llm.spec import list_served_models
+
+    names = list_served_models(base_url, os.environ.get(api_key_env or "OPENAI_API_KEY"))
+    if len(names) == 1:
+        return f"openai:{names[0]}"
+    listed = ", ".join(names) if names else "none"
+    raise ConfigError(
+        f"{base_url} serves {len(names)} models ({listed}); choose one with --model openai:NAME"
+    )
+
+
 async def ping(spec: ModelSpec, prompt: str, *, max_tokens: int = 64) -> Completion:
     """One uncached completion, to check a model answers."""
     async with open_pool(ExecSettings(), use_cache=False) as pool:

@@ -30,7 +30,7 @@ app.add_typer(methods_app, name="methods")
 
 @app.command()
 def ping(
-    model: ModelOpt = "local",
+    model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     request_timeout: TimeoutOpt = None,
@@ -39,8 +39,10 @@ def ping(
 ) -> None:
     """Check that a model answers: prints the reply, latency and token counts."""
     from autoevol.api import ping as api_ping
+    from autoevol.cli_jobs import resolve_model
 
-    spec = guarded(lambda: model_spec(model, base_url, api_key_env, None, request_timeout))
+    spec = guarded(lambda: model_spec(resolve_model(model, base_url, api_key_env), base_url, api_key_env, None,
+                                      request_timeout))
     reply = guarded(lambda: asyncio.run(api_ping(spec, prompt, max_tokens=max_tokens)))
     typer.echo(reply.text.strip())
     typer.echo(
