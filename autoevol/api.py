@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from autoevol import __version__
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
-from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, TooManyErrors
+from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, ResumeMismatchError, TooManyErrors
 from autoevol.evolve.outputs import write_outputs
-from autoevol.evolve.pipeline import evolve_dataset
+from autoevol.evolve.pipeline import RoundStats, evolve_dataset, stored_round_stats
 from autoevol.evolve.steps import Models
 from autoevol.executor import LocalExecutor
 from autoevol.home import cache_path
@@ -121,6 +121,24 @@ class _ProgressEvents:
             )
 
 
+def _open_run(
+    out: Path, command: str, config: dict[str, Any], operational: dict[str, Any], source: DataSource, *,
+    overwrite: bool = False,
+) -> RunDir:
+    """`RunDir.open`, with a refusal that names the data file when its content is what changed."""
+    try:
+        return RunDir.open(out, command=command, config=config, operational=operational, overwrite=overwrite)
+    except ResumeMismatchError:
+        before = RunDir.load_manifest(out).get("config", {}).get("data", {}).get("sha256")
+        after = config["data"]["sha256"]
+        if before is None or before == after:
+            raise
+        raise ResumeMismatchError(
+            f"{out} cannot resume: the content of {source.path} changed since the run started (sha256 "
+            f"{before[:12]}… -> {after[:12]}…); restore the original data to resume, or use a new --out directory"
+        ) from None
+
+
 async def _session(
     command: str, source: DataSource, roles: Roles, out: Path, config: dict[str, Any], exec_settings: ExecSettings,
     backends: Mapping[str, Backend] | None, body: Callable[[_Session], Any],
@@ -128,18 +146,26 @@ async def _session(
     if not source.path.exists():
         raise ConfigError(f"data file not found: {source.path}")
     specs = roles.resolved()
-    config = {"autoevol": __version__, "data": source.describe(),
+    config = {"autoevol": __version__, "data": source.identity(),
               "models": {role: spec.semantic() for role, spec in specs.items()}, **config}
-    operational = {"models": {role: spec.model_dump(mode="json") for role, spec in specs.items()}}
-    run = RunDir.open(out, command=command, config=config, operational=operational, overwrite=exec_settings.overwrite)
+    # The path is not part of the identity: the same bytes elsewhere (another node, a checkout) resume.
+    operational = {"data": {"path": str(source.path.resolve())},
+                   "models": {role: spec.model_dump(mode="json") for role, spec in specs.items()}}
+    run = _open_run(out, command, config, operational, source, overwrite=exec_settings.overwrite)
     try:
         async with open_pool(exec_settings) as pool:
             with ProgressView(pool.meter, quiet=exec_settings.quiet) as view:
                 try:
                     return await body(_Session(run, pool, view, specs, backends or {}))
                 except (BudgetExhausted, TooManyErrors) as error:
+                    await pool.drain()  # calls already sent finish and are counted before the stop is reported
                     run.set_status("stopped", reason=str(error))
                     run.events.emit("run_stopped", reason=str(error), usage=pool.meter.snapshot())
+                    if isinstance(error, BudgetExhausted):
+                        raise BudgetExhausted(
+                            f"{error}; what is done is in {run.output}, and `autoevol resume {run.path}` continues "
+                            "(with --max-calls N for another chunk)"
+                        ) from None
                     raise
                 except AutoevolError as error:
                     # Finished units stay in state.db: the same command resumes once the cause is fixed.
@@ -158,19 +184,35 @@ async def _evolve_phase(
     models = Models(evol=s.llm("evol"), responder=s.llm("responder"), judge=s.llm("judge"),
                     optimizer_label=optimizer_label)
     ticker = _ProgressEvents(s)
-    stats = await evolve_dataset(
-        source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
-        on_row=ticker.row, on_round=ticker.round, max_consecutive_errors=exec_settings.max_consecutive_errors,
-        retry_failed=exec_settings.retry_failed,
-    )
-    usage = s.pool.meter.snapshot()
-    extra = {"seconds": round(time.monotonic() - started, 2), "usage": usage}
+    extra: dict[str, Any] = {}
     if optimization is not None:
         extra["method"] = {"id": optimization.best.id, "lambda": optimization.best_lambda}
-    summary = write_outputs(s.run, settings, stats, extra)
-    s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=usage)
+    try:
+        stats = await evolve_dataset(
+            source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
+            on_row=ticker.row, on_round=ticker.round, max_consecutive_errors=exec_settings.max_consecutive_errors,
+            retry_failed=exec_settings.retry_failed,
+        )
+    except (BudgetExhausted, TooManyErrors) as error:
+        # A stop keeps what is done readable: the output files as of now, marked as partial.
+        await s.pool.drain()
+        stopped = {"reason": str(error), "resumable": True, "resume": f"autoevol resume {s.run.path}"}
+        write_outputs(s.run, settings, _stored_stats(s.run, settings), _run_extra(s, started, extra, stopped=stopped))
+        raise
+    summary = write_outputs(s.run, settings, stats, _run_extra(s, started, extra))
+    s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
     s.run.set_status("finished")
-    return EvolveResult(run_dir=s.run.path, summary=summary, usage=usage, optimization=optimization)
+    return EvolveResult(run_dir=s.run.path, summary=summary, usage=summary["usage"], optimization=optimization)
+
+
+def _run_extra(s: _Session, started: float, extra: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"seconds": round(time.monotonic() - started, 2), "usage": s.pool.meter.snapshot(), **extra, **more}
+
+
+def _stored_stats(run: RunDir, settings: EvolveSettings) -> list[RoundStats]:
+    """Per-round counts of the units stored so far (a stopped run's rounds are partial)."""
+    stats = (stored_round_stats(run, round_) for round_ in range(1, settings.rounds + 1))
+    return [counts for counts in stats if counts.inputs]
 
 
 def _chosen_by(methods: tuple[EvolvingMethod, ...]) -> str | None:
@@ -276,7 +318,10 @@ def resume(
     manifest = RunDir.load_manifest(run_dir)
     config, models = manifest["config"], manifest.get("operational", {}).get("models", {})
     data = config["data"]
-    source = DataSource(Path(data["path"]), schema=data["schema"], field=data["field"], id_field=data["id_field"],
+    path = manifest.get("operational", {}).get("data", {}).get("path") or data.get("path")
+    if path is None:
+        raise ResumeMismatchError(f"{run_dir}/manifest.json does not say where the data file is")
+    source = DataSource(Path(path), schema=data["schema"], field=data["field"], id_field=data["id_field"],
                         on_bad_row=data["on_bad_row"], limit=data["limit"])
     specs = {role: ModelSpec(**spec) for role, spec in models.items()}
     roles = Roles(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"),
@@ -292,6 +337,25 @@ def resume(
     return asyncio.run(run_async(source, settings=opt, evolve_settings=evo, **common))
 
 
+def served_model_spec(base_url: str, api_key_env: str | None = None) -> str:
+    """The model spec meant by a base URL alone: `openai:NAME` for the server's only model.
+
+    A base URL means an OpenAI-compatible server, never the embedded model; a server with several
+    models (or none) is a ConfigError naming them, since guessing would silently pick one.
+    """
+    import os
+
+    from autoevol.llm.spec import list_served_models
+
+    names = list_served_models(base_url, os.environ.get(api_key_env or "OPENAI_API_KEY"))
+    if len(names) == 1:
+        return f"openai:{names[0]}"
+    listed = ", ".join(names) if names else "none"
+    raise ConfigError(
+        f"{base_url} serves {len(names)} models ({listed}); choose one with --model openai:NAME"
+    )
+
+
 async def ping(spec: ModelSpec, prompt: str, *, max_tokens: int = 64) -> Completion:
     """One uncached completion, to check a model answers."""
     async with open_pool(ExecSettings(), use_cache=False) as pool:
@@ -302,14 +366,10 @@ def estimate_for(source: DataSource, opt: OptimizeSettings | None, evo: EvolveSe
     """The pre-run cost estimate, from the settings and the first 50 rows of the data."""
     from itertools import islice
 
-    from autoevol.data.readers import count_rows, iter_seeds
-    from autoevol.data.records import Seed
     from autoevol.optimize.estimate import estimate
 
-    n = count_rows(source.path)
-    if source.limit is not None:
-        n = min(n, source.limit)
-    sample = [s for s in islice(iter_seeds(source.path, schema=source.schema, field=source.field,
-                                           on_bad_row="skip"), 50) if isinstance(s, Seed)]
+    n = source.count() if with_evolve else 0
+    # The sample skips bad rows whatever the policy: a bad row is the run's business, not the estimate's.
+    sample = list(islice(replace(source, on_bad_row="skip").seeds(), 50))
     method = load_method(opt.initial_method if opt else "initial")
-    return estimate(opt, evo, n if with_evolve else 0, sample, method)
+    return estimate(opt, evo, n, sample, method)

@@ -10,7 +10,15 @@ from typing import Annotated
 
 import typer
 
-from autoevol.cli_options import ApiKeyEnvOpt, BaseUrlOpt, ModelOpt, TimeoutOpt
+from autoevol.cli_options import (
+    ApiKeyEnvOpt,
+    BaseUrlOpt,
+    MaxCallsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    QuietOpt,
+    TimeoutOpt,
+)
 from autoevol.cli_support import describe_outcome, guarded, model_spec
 
 app = typer.Typer(help="Auto Evol-Instruct: evolve instruction data with automatically optimised methods.",
@@ -22,7 +30,7 @@ app.add_typer(methods_app, name="methods")
 
 @app.command()
 def ping(
-    model: ModelOpt = "local",
+    model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     request_timeout: TimeoutOpt = None,
@@ -31,8 +39,10 @@ def ping(
 ) -> None:
     """Check that a model answers: prints the reply, latency and token counts."""
     from autoevol.api import ping as api_ping
+    from autoevol.cli_jobs import resolve_model
 
-    spec = guarded(lambda: model_spec(model, base_url, api_key_env, None, request_timeout))
+    spec = guarded(lambda: model_spec(resolve_model(model, base_url, api_key_env), base_url, api_key_env, None,
+                                      request_timeout))
     reply = guarded(lambda: asyncio.run(api_ping(spec, prompt, max_tokens=max_tokens)))
     typer.echo(reply.text.strip())
     typer.echo(
@@ -98,14 +108,21 @@ def methods_show(
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="a run directory made by evolve/optimize/run")]) -> None:
-    """Finish an interrupted run with the configuration recorded in its manifest."""
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory made by evolve/optimize/run")],
+    quiet: QuietOpt = False,
+    max_calls: MaxCallsOpt = None,
+    max_tokens: MaxTokensOpt = None,
+) -> None:
+    """Finish an interrupted run with the configuration recorded in its manifest (budgets may differ)."""
     from autoevol import api
     from autoevol.cli_support import print_summary
+    from autoevol.config import ExecSettings
 
-    result = guarded(lambda: api.resume(run_dir))
+    exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens)
+    result = guarded(lambda: api.resume(run_dir, exec_settings))
     if hasattr(result, "summary"):
-        print_summary(result.summary)
+        print_summary(result.summary, quiet=quiet)
     else:
         path = run_dir / "output" / "best_method.json"
         typer.echo(f"best method {describe_outcome(result)} -> {path}")

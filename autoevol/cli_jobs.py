@@ -51,14 +51,34 @@ TrajectoryOpt = Annotated[
 ]
 
 
-def _roles(model: str, responder: str | None, optimizer: str | None, base_url: str | None,
+def resolve_model(model: str | None, base_url: str | None, api_key_env: str | None) -> str:
+    """The evol model the user meant: as given, else the only model at the base URL, else `local`.
+
+    A base URL is never ignored: without --model it names an OpenAI-compatible server to ask.
+    """
+    import os
+
+    from autoevol.api import served_model_spec
+
+    if model is not None:
+        return model
+    url = base_url or os.environ.get("OPENAI_BASE_URL")
+    if not url:
+        return "local"
+    chosen = served_model_spec(url, api_key_env)
+    typer.echo(f"model: {chosen} (the only model served at {url})", err=True)
+    return chosen
+
+
+def _roles(model: str | None, responder: str | None, optimizer: str | None, base_url: str | None,
            api_key_env: str | None, concurrency: int | None, timeout: float | None, judge: str | None = None) -> Any:
     from autoevol.api import Roles
 
     def spec(text: str | None) -> Any:
         return model_spec(text, base_url, api_key_env, concurrency, timeout) if text else None
 
-    return Roles(evol=spec(model), responder=spec(responder), optimizer=spec(optimizer), judge=spec(judge))
+    evol = resolve_model(model, base_url, api_key_env)
+    return Roles(evol=spec(evol), responder=spec(responder), optimizer=spec(optimizer), judge=spec(judge))
 
 
 def evolve(
@@ -67,7 +87,7 @@ def evolve(
     method: Annotated[
         str | None, typer.Option("--method", help="built-in method name or a method file [default: initial]")
     ] = None,
-    model: ModelOpt = "local",
+    model: ModelOpt = None,
     responder_model: ResponderOpt = None,
     judge_model: JudgeOpt = None,
     base_url: BaseUrlOpt = None,
@@ -110,7 +130,7 @@ def evolve(
 def optimize(
     data: DataArg,
     out: OutOpt,
-    model: ModelOpt = "local",
+    model: ModelOpt = None,
     optimizer_model: OptimizerOpt = None,
     base_url: BaseUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
@@ -143,7 +163,7 @@ def optimize(
 def run(
     data: DataArg,
     out: OutOpt,
-    model: ModelOpt = "local",
+    model: ModelOpt = None,
     optimizer_model: OptimizerOpt = None,
     responder_model: ResponderOpt = None,
     judge_model: JudgeOpt = None,

@@ -8,12 +8,13 @@ from typing import Annotated, Literal
 import typer
 
 ModelOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--model",
         "--evol-model",
         "-m",
-        help="evol LLM: `local`, `local:PATH.gguf`, `openai:MODEL` or a .toml/.json spec file",
+        help="evol LLM: `local`, `local:PATH.gguf`, `openai:MODEL` or a .toml/.json spec file "
+        "(default: the only model served at --base-url / OPENAI_BASE_URL if one is set, else `local`)",
     ),
 ]
 ResponderOpt = Annotated[

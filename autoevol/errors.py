@@ -46,8 +46,10 @@ class ResumeMismatchError(AutoevolError):
     exit_code = 4
 
 
-class RunLockedError(ResumeMismatchError):
+class RunLockedError(AutoevolError):
     """Another live process holds the run directory."""
+
+    exit_code = 4
 
 
 class BudgetExhausted(AutoevolError):

@@ -128,12 +128,14 @@ async def test_same_configuration_resumes_and_skips_finished_units(
     settings = EvolveSettings(rounds=2, mix="all")
     reference = await run(data, tmp_path / "reference", Script(), settings)
 
-    # A budget stops the first attempt part-way (cleanly, like any systemic error would).
+    # A budget stops the first attempt part-way (cleanly, like any systemic error would). One request at a
+    # time, so the 7 calls finish units instead of starting 7 units that each still need an answer.
     monkeypatch.setenv("AUTOEVOL_HOME", str(tmp_path / "home-1"))
     out = tmp_path / "run"
     first = ScriptedBackend(Script())
+    one_at_a_time = Roles(evol=EVOL.model_copy(update={"concurrency": 1}))
     with pytest.raises(BudgetExhausted):
-        await evolve_async(DataSource(data), methods=(load_method("initial"),), roles=Roles(evol=EVOL), out=out,
+        await evolve_async(DataSource(data), methods=(load_method("initial"),), roles=one_at_a_time, out=out,
                            settings=settings, exec_settings=ExecSettings(quiet=True, max_calls=7),
                            backends={"evol": first})
     stored = StateDB(out / "state.db").count("evolve")

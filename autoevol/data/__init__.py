@@ -9,7 +9,6 @@ from autoevol.data.readers import SUPPORTED_FORMATS, count_rows, iter_rows, iter
 from autoevol.data.records import OUTPUT_FIELDS, BadRow, OutputRow, Seed, Turn
 from autoevol.data.schemas import SCHEMAS, detect_schema, resolve_schema
 from autoevol.data.writers import (
-    JsonlWriter,
     atomic_write_text,
     iter_output_rows,
     output_schema,
@@ -22,7 +21,6 @@ __all__ = [
     "SCHEMAS",
     "SUPPORTED_FORMATS",
     "BadRow",
-    "JsonlWriter",
     "OutputRow",
     "Seed",
     "Turn",

@@ -56,6 +56,11 @@ def _kind(p: Path, split: str | None) -> str:
     return kind
 
 
+def is_json_lines(path: Path) -> bool:
+    """A `.jsonl` / `.ndjson` file: one row per non-blank line, so rows can be counted as bytes."""
+    return path.is_file() and _SUFFIXES.get(path.suffix.lower()) == "jsonl"
+
+
 def _as_object(raw: bytes, path: str, line: int) -> dict[str, Any] | Exception:
     """One JSON line as a dict, or the DataError describing why it is not one."""
     try:

@@ -1,17 +1,48 @@
 """Where a run's seeds come from: the file, how to read it and what to do with bad rows.
 
-`describe()` is what goes into a run's manifest (and its configuration hash): an edited data file
-refuses to resume instead of silently mixing two datasets.
+`DataSource` owns reading: `rows()` / `seeds()` stream the records with `limit` applied (one rule:
+the first `limit` rows, bad rows included), `count()` says how many rows a phase will see.
+
+`identity()` is what goes into a run's configuration hash: the bytes of the data (sha256) and
+the options that decide how they are read, not the path or the file's timestamps. A `touch`, a
+`git checkout` or a copy to another machine resumes; an edited file refuses to resume instead of
+silently mixing two datasets. `describe()` adds the path, for the manifest and reports.
+
+Hashing reads the whole file once per process (1 MiB at a time; for JSON lines the same pass counts
+the rows). Results are remembered per file state (size, mtime, inode), so the estimate, the
+manifest and every phase of one `autoevol run` share a single pass.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from autoevol.config import OnBadRow
-from autoevol.errors import ConfigError
+from autoevol.data.readers import OnBadRow, count_rows, is_json_lines, iter_seeds
+from autoevol.data.records import BadRow, Seed
+from autoevol.errors import ConfigError, DataError
+
+_CHUNK = 1 << 20  # bytes hashed per read
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """The content identity of a data file or directory."""
+
+    sha256: str
+    size: int
+    #: Non-blank lines of a JSON-lines file, counted in the hashing pass; None for other formats.
+    lines: int | None = None
+
+
+# Per process, keyed by (resolved path, file state): one hash and one count per file version.
+_FINGERPRINTS: dict[tuple[str, tuple[Any, ...]], Fingerprint] = {}
+_COUNTS: dict[tuple[str, tuple[Any, ...]], int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +60,98 @@ class DataSource:
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
 
+    def rows(self) -> Iterator[Seed | BadRow]:
+        """The first `limit` rows as Seeds, or BadRows under on_bad_row="skip" ("fail" raises DataError)."""
+        items = iter_seeds(self.path, schema=self.schema, field=self.field, id_field=self.id_field,
+                           on_bad_row=self.on_bad_row)
+        return islice(items, self.limit)
+
+    def seeds(self) -> Iterator[Seed]:
+        """The readable seeds among `rows()` (so `limit` counts bad rows too, as in every phase)."""
+        return (item for item in self.rows() if isinstance(item, Seed))
+
+    def count(self) -> int:
+        """How many rows `rows()` yields, bad rows included; read from metadata where the format has it."""
+        key = _state_key(self.path)
+        total = _COUNTS.get(key)
+        if total is None:
+            lines = self.fingerprint().lines if is_json_lines(self.path) else None
+            total = lines if lines is not None else count_rows(self.path)
+            _COUNTS[key] = total
+        return min(total, self.limit) if self.limit is not None else total
+
+    def fingerprint(self) -> Fingerprint:
+        """sha256 and size of the data's bytes (for a directory: of its files' relative paths and bytes)."""
+        key = _state_key(self.path)
+        found = _FINGERPRINTS.get(key)
+        if found is None:
+            found = _hash_dir(self.path) if self.path.is_dir() else _hash_file(self.path)
+            _FINGERPRINTS[key] = found
+        return found
+
+    def identity(self) -> dict[str, Any]:
+        """What a run's configuration hash covers: the content and how it is read, never where it lies."""
+        found = self.fingerprint()
+        return {"schema": self.schema, "field": self.field, "id_field": self.id_field, "on_bad_row": self.on_bad_row,
+                "limit": self.limit, "size": found.size, "sha256": found.sha256}
+
     def describe(self) -> dict[str, Any]:
-        stat = self.path.stat() if self.path.is_file() else None
-        # Absolute: `autoevol resume RUN` and a rerun from another directory must find the same file.
-        return {
-            "path": str(self.path.resolve()), "schema": self.schema, "field": self.field, "id_field": self.id_field,
-            "on_bad_row": self.on_bad_row, "limit": self.limit,
-            "size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None,
-        }
+        """The manifest form: `identity()` plus the absolute path (`autoevol resume` reopens it)."""
+        return {"path": str(self.path.resolve()), **self.identity()}
+
+
+def _state_key(path: Path) -> tuple[str, tuple[Any, ...]]:
+    """The path plus what changes when its bytes do: a rewritten file gets a new hash and count."""
+    state: tuple[Any, ...]
+    try:
+        if path.is_dir():
+            state = tuple((str(p), s.st_size, s.st_mtime_ns, s.st_ino) for p, s in _dir_files(path))
+        else:
+            s = path.stat()
+            state = (s.st_size, s.st_mtime_ns, s.st_ino, s.st_dev)
+    except OSError as error:
+        raise DataError(f"cannot read ({error.strerror or error})", path=str(path)) from None
+    return str(path.resolve()), state
+
+
+def _dir_files(root: Path) -> list[tuple[str, os.stat_result]]:
+    """Every regular file under `root` as (relative POSIX path, stat), in a stable order."""
+    found = [(p.relative_to(root).as_posix(), p.stat()) for p in root.rglob("*") if p.is_file()]
+    return sorted(found, key=lambda item: item[0])
+
+
+def _hash_file(path: Path) -> Fingerprint:
+    digest = hashlib.sha256()
+    lines = _update(digest, path, count_lines=is_json_lines(path))
+    return Fingerprint(digest.hexdigest(), path.stat().st_size, lines)
+
+
+def _hash_dir(root: Path) -> Fingerprint:
+    digest = hashlib.sha256()
+    size = 0
+    for rel, stat in _dir_files(root):
+        # Name and length first, so moving bytes from one file to the next changes the hash.
+        digest.update(f"{rel}\0{stat.st_size}\0".encode())
+        _update(digest, root / rel, count_lines=False)
+        size += stat.st_size
+    return Fingerprint(digest.hexdigest(), size)
+
+
+def _update(digest: Any, path: Path, *, count_lines: bool) -> int | None:
+    """Feed the file's bytes to `digest`; with count_lines, count its non-blank lines on the way."""
+    lines, pending = 0, False  # pending: the line cut by the chunk boundary has content so far
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+                if not count_lines:
+                    continue
+                parts = chunk.split(b"\n")
+                for part in parts[:-1]:
+                    # Same rule as the JSONL reader: a line of whitespace only is not a row.
+                    lines += pending or bool(part.strip())
+                    pending = False
+                pending = pending or bool(parts[-1].strip())
+    except OSError as error:
+        raise DataError(f"cannot read ({error.strerror or error})", path=str(path)) from None
+    return lines + pending if count_lines else None

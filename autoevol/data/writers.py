@@ -1,17 +1,17 @@
-"""Write the evolved dataset: an append-only JSONL of `OutputRow` dicts while a run is going, converted
-to Parquet once it has finished, plus an atomic text writer for small finished files.
+"""Write the evolved dataset's files: Parquet converted in batches from the finished OutputRow JSONL
+(`evolve/outputs.py` writes that JSONL from the run state), and an atomic text writer for small
+finished files (manifests, summaries, best_method.json).
 
-The JSONL is the resumable record: one complete JSON object per line. A line torn by a crash is cut
-off when the file is opened again for appending, so a resumed run never glues two rows together.
+Both write to `NAME.tmp`, fsync and `os.replace`, so a reader or a crash sees the old file or the
+new one, never half of one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from autoevol.data.records import OutputRow
@@ -77,66 +77,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     _fsync_dir(p.parent)
 
 
-def _cut_torn_tail(p: Path) -> None:
-    """Drop a final line without its newline: it is the half-written row of a crashed run."""
-    with p.open("rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        # Walk back in blocks to the last newline; the tail is one row, so this is short.
-        end = size
-        while end > 0:
-            start = max(0, end - 65536)
-            f.seek(start)
-            block = f.read(end - start)
-            cut = block.rfind(b"\n")
-            if cut >= 0:
-                f.truncate(start + cut + 1)
-                return
-            end = start
-        f.truncate(0)
-
-
-class JsonlWriter:
-    """Append OutputRows (or their dicts) as JSON lines; `close()` flushes and fsyncs."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            _cut_torn_tail(self.path)
-        self._file = self.path.open("a", encoding="utf-8")
-
-    def write(self, row: OutputRow | Mapping[str, Any]) -> None:
-        data = row.to_dict() if isinstance(row, OutputRow) else dict(row)
-        # One write call per row keeps the torn-write window to the last row only.
-        self._file.write(json.dumps(data, ensure_ascii=False) + "\n")
-
-    def flush(self) -> None:
-        """Push buffered rows to the OS (not to disk; `close` fsyncs)."""
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file.closed:
-            return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
 def iter_output_rows(jsonl_path: str | Path) -> Iterator[OutputRow]:
-    """Read back a JSONL written by `JsonlWriter`; a bad line raises DataError with its line number."""
+    """Read back an OutputRow JSONL (e.g. output/evolved.jsonl); a bad line raises DataError with its line number."""
     p = Path(jsonl_path)
     with p.open("r", encoding="utf-8") as f:
         for line, text in enumerate(f, start=1):

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoevol.config import EvolveSettings
-from autoevol.data.readers import count_rows, iter_seeds
 from autoevol.data.records import BadRow, OutputRow
 from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError, DataError, TooManyErrors
@@ -77,11 +76,7 @@ def _bad_row_id(bad: BadRow) -> str:
 
 
 def _seed_jobs(source: DataSource) -> Iterator[tuple[Job, BadRow | None]]:
-    items = iter_seeds(source.path, schema=source.schema, field=source.field, id_field=source.id_field,
-                       on_bad_row=source.on_bad_row)
-    for seq, item in enumerate(items):
-        if source.limit is not None and seq >= source.limit:
-            return
+    for seq, item in enumerate(source.rows()):
         if isinstance(item, BadRow):
             yield Job(seed_id=_bad_row_id(item), seq=seq, round=1, turns=(), parent_id=None), item
         else:
@@ -140,7 +135,6 @@ async def evolve_dataset(
         total = _round_total(source, run, round_, settings)
         if on_round:
             on_round(round_, total)
-        round_stats = RoundStats(round_)
         done = run.state.keys(PHASE, skip_flagged="model_failed" if retry_failed else "retry")
         run.events.emit("round_started", round=round_, inputs=total)
 
@@ -165,11 +159,18 @@ async def evolve_dataset(
         if intake.error is not None:
             run.events.emit("run_aborted", round=round_, error=str(intake.error))
             raise intake.error
-        for payload in run.state.iter_phase(PHASE, round_):
-            round_stats.add(StoredUnit.from_dict(payload).row)
+        round_stats = stored_round_stats(run, round_)
         stats.append(round_stats)
         run.events.emit("round_finished", **round_stats.to_dict(), seconds=round(time.monotonic() - started, 3))
     return stats
+
+
+def stored_round_stats(run: RunDir, round_: int) -> RoundStats:
+    """A round's counts from the units stored for it (all of them once the round has finished)."""
+    counts = RoundStats(round_)
+    for payload in run.state.iter_phase(PHASE, round_):
+        counts.add(StoredUnit.from_dict(payload).row)
+    return counts
 
 
 @dataclass(slots=True)
@@ -203,5 +204,4 @@ def _next_round_statuses(settings: EvolveSettings) -> tuple[str, ...]:
 def _round_total(source: DataSource, run: RunDir, round_: int, settings: EvolveSettings) -> int:
     if round_ > 1:
         return run.state.count(PHASE, round_ - 1, statuses=_next_round_statuses(settings))
-    total = count_rows(source.path)
-    return min(total, source.limit) if source.limit is not None else total
+    return source.count()

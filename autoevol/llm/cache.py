@@ -18,10 +18,11 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoevol.sqlite_util import connect, migrate
 from autoevol.types import Completion, CompletionRequest, Usage
 
 KEY_VERSION = "v1"
@@ -52,43 +53,6 @@ def _m001_initial(db: sqlite3.Connection) -> None:
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
-
-
-def migrate(db: sqlite3.Connection, migrations: Sequence[Callable[[sqlite3.Connection], None]]) -> None:
-    """Apply numbered migrations once each, recorded in `_migrations`.
-
-    One IMMEDIATE transaction around read-then-apply, so processes opening a fresh file at the same
-    moment cannot both run the same migration.
-    """
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-        done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
-        for fn in migrations:
-            if fn.__name__ not in done:
-                fn(db)
-                db.execute("INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, time.time()))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
-    # Switching a fresh file to WAL needs a moment of exclusive access and ignores busy_timeout.
-    for attempt in range(200):
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            break
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or attempt == 199:
-                raise
-            time.sleep(0.05)
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=30000")
-    return db
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from autoevol.errors import BackendError, DeadlineExceeded, RateLimitError, is_retryable
@@ -102,11 +103,13 @@ class Endpoint:
     def identity(self) -> str:
         return self.backend.identity
 
-    async def complete(self, request: CompletionRequest) -> Completion:
+    async def complete(self, request: CompletionRequest, *, on_send: Callable[[], None] | None = None) -> Completion:
+        """The completion, with retries. `on_send` runs once the request holds a concurrency slot, right
+        before each attempt goes out; whatever it raises is raised here (the slot is given back)."""
         attempt = 0
         while True:
             try:
-                return await self._attempt(request)
+                return await self._attempt(request, on_send)
             except BackendError as error:
                 if not is_retryable(error) or attempt >= self.retry.max_retries:
                     raise
@@ -118,8 +121,10 @@ class Endpoint:
                 attempt += 1
                 await asyncio.sleep(wait)
 
-    async def _attempt(self, request: CompletionRequest) -> Completion:
+    async def _attempt(self, request: CompletionRequest, on_send: Callable[[], None] | None) -> Completion:
         async with self.limiter:
+            if on_send is not None:
+                on_send()
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.request_timeout_s):

@@ -61,6 +61,7 @@ class ModelPool(AbstractAsyncContextManager["ModelPool"]):
     ) -> None:
         self.cache, self.meter, self.budget = cache, meter or UsageMeter(), budget
         self._endpoints: dict[str, Endpoint] = {}
+        self._clients: list[LLM] = []
 
     def llm(self, spec: ModelSpec, *, backend: Backend | None = None) -> LLM:
         """The client for one role; roles on the same server share its endpoint."""
@@ -75,10 +76,19 @@ class ModelPool(AbstractAsyncContextManager["ModelPool"]):
             )
             self._endpoints[key] = endpoint
         model = spec.model if spec.kind == "openai" else spec.label
-        return LLM(endpoint, model=model, label=spec.label, cache=self.cache, meter=self.meter, budget=self.budget)
+        client = LLM(endpoint, model=model, label=spec.label, cache=self.cache, meter=self.meter, budget=self.budget)
+        self._clients.append(client)
+        return client
+
+    async def drain(self) -> None:
+        """Let every request already sent finish (cached and counted), though its caller was cancelled."""
+        for client in self._clients:
+            await client.drain()
 
     async def aclose(self) -> None:
-        """Close every endpoint and the cache: the pool owns both."""
+        """Finish the requests already sent, then close every endpoint and the cache: the pool owns both."""
+        await self.drain()
+        self._clients.clear()
         for endpoint in self._endpoints.values():
             await endpoint.aclose()
         self._endpoints.clear()

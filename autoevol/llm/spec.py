@@ -101,3 +101,23 @@ def _load_spec_file(path: Path, base_url: str | None) -> dict[str, Any]:
     if data.get("kind") == "openai" and not data.get("base_url"):
         data["base_url"] = os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL
     return data
+
+
+def list_served_models(base_url: str, api_key: str | None = None, *, timeout: float = 15.0) -> list[str]:
+    """The model ids an OpenAI-compatible server lists at `GET {base_url}/models` (ConfigError if it can't)."""
+    import httpx
+
+    url = base_url.rstrip("/") + "/models"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(url, headers=headers, timeout=timeout)
+        response.raise_for_status()
+        entries = response.json()["data"]
+        return sorted(str(entry["id"]) for entry in entries)
+    except httpx.HTTPStatusError as error:
+        problem = f"HTTP {error.response.status_code}"
+    except httpx.HTTPError as error:
+        problem = type(error).__name__  # the message could echo request headers; the type is enough
+    except (ValueError, KeyError, TypeError):
+        problem = "the answer is not an OpenAI model list"
+    raise ConfigError(f"cannot list the models served at {url} ({problem}); pass --model openai:NAME")

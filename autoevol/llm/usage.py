@@ -6,9 +6,8 @@ it for progress bars and budgets (`Budget.check`).
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from autoevol.errors import BudgetExhausted
@@ -73,29 +72,54 @@ class UsageMeter:
 class Budget:
     """Hard limits on paid calls and tokens, shared by every role; None means unlimited.
 
-    Calls in flight count against `max_calls`, so concurrent requests cannot overshoot it. Tokens
-    are only known afterwards: a token budget can be exceeded by what the calls in flight spend.
+    A call counts from the moment it is sent, i.e. once it holds its endpoint's concurrency slot
+    (`admit`), not while it waits for one: queued work cannot use up the budget, and calls sent
+    concurrently cannot overshoot `max_calls`. Tokens are only known afterwards, so a token budget
+    can be exceeded by what the calls in flight spend.
+
+    A refused call should wait for `settled()` before it stops the run: the calls already sent
+    finish, and so do the work units that were waiting for them.
     """
 
     def __init__(self, max_calls: int | None = None, max_tokens: int | None = None) -> None:
         self.max_calls, self.max_tokens = max_calls, max_tokens
-        self.in_flight = 0
+        self.in_flight = 0  # sent, not yet recorded in the meter
+        self.unsettled = 0  # sent, and the caller has not had the answer yet
+        self._settled: asyncio.Event | None = None
 
     def check(self, meter: UsageMeter) -> None:
         total = meter.total()
-        if self.max_calls is not None and total.paid_calls + self.in_flight >= self.max_calls:
-            raise BudgetExhausted(f"call budget reached: {total.paid_calls} paid calls (max {self.max_calls})")
+        sent = total.paid_calls + self.in_flight
+        if self.max_calls is not None and sent >= self.max_calls:
+            raise BudgetExhausted(f"call budget reached: {sent} paid calls (max {self.max_calls})")
         if self.max_tokens is not None and total.paid_tokens >= self.max_tokens:
             raise BudgetExhausted(
                 f"token budget reached: {total.paid_tokens} paid tokens (max {self.max_tokens})"
             )
 
-    @contextmanager
-    def spend(self, meter: UsageMeter) -> Iterator[None]:
-        """Reserve one call for the duration of a request, after checking the limits."""
+    def admit(self, meter: UsageMeter) -> None:
+        """A call is about to be sent: raise BudgetExhausted if it would pass a limit, else count it."""
         self.check(meter)
         self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
+        self.unsettled += 1
+        self._event().clear()
+
+    def release(self) -> None:
+        """An admitted call is over: recorded in the meter as paid (just before this), or failed."""
+        self.in_flight -= 1
+
+    def settle(self) -> None:
+        """The caller of an admitted call has its answer (or error), or is gone."""
+        self.unsettled -= 1
+        if self.unsettled == 0:
+            self._event().set()
+
+    async def settled(self) -> None:
+        """Wait until every admitted call has been answered to its caller."""
+        await self._event().wait()
+
+    def _event(self) -> asyncio.Event:
+        if self._settled is None:
+            self._settled = asyncio.Event()
+            self._settled.set()
+        return self._settled

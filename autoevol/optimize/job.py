@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from autoevol.config import EvolveSettings, OptimizeSettings
-from autoevol.data.readers import iter_seeds
-from autoevol.data.records import Seed
 from autoevol.data.source import DataSource
 from autoevol.data.writers import atomic_write_text
 from autoevol.evolve.attempt import AnswerPolicy, RewritePolicy
@@ -36,11 +33,8 @@ class OptimizeOutcome:
 
 
 def read_split(source: DataSource, settings: OptimizeSettings, seed: int) -> Split:
-    rows = iter_seeds(source.path, schema=source.schema, field=source.field, id_field=source.id_field,
-                      on_bad_row="skip")
-    # --limit counts rows as the evolve phase does (bad rows included), so both phases see the same data.
-    seeds = (s for s in islice(rows, source.limit) if isinstance(s, Seed))
-    return make_split(seeds, pool_size=settings.pool_size, dev_size=settings.dev_size,
+    # `seeds()` applies --limit as the evolve phase does (bad rows count), so both phases see the same data.
+    return make_split(source.seeds(), pool_size=settings.pool_size, dev_size=settings.dev_size,
                       batch_size=settings.batch_size, seed=seed)
 
 

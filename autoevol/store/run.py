@@ -24,7 +24,7 @@ from typing import Any
 from autoevol.config import config_hash
 from autoevol.data.writers import atomic_write_text
 from autoevol.errors import ConfigError, ResumeMismatchError
-from autoevol.llm.cache import connect, migrate
+from autoevol.sqlite_util import connect, migrate
 from autoevol.store.lock import RunLock
 
 SCHEMA_VERSION = 2
