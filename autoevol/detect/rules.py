@@ -195,33 +195,40 @@ def equal_judge_messages(first: str, second: str) -> list[Message]:
 
 
 _JUDGEMENT_RE = re.compile(r"\b(not\s+equal|unequal|equal)\b", re.IGNORECASE)
-# A verdict "stands alone" when nothing but markup follows it on its line and nothing but markup, or
-# a label ending in ":", precedes it: "Equal", "**Not Equal**", "Therefore: Not Equal". In running
-# prose ("they cannot be equal") the word is reasoning, not the answer.
-_ALONE_BEFORE_RE = re.compile(r"(?:^|:)[\s*_`\"'>#-]*\Z")
-_ALONE_AFTER_RE = re.compile(r"\A[\s*_`\"'.!)\]]*(?:\n|\Z)")
-
-
+# A verdict "stands alone" on its line when only markup surrounds it, or when a label ending in ":"
+# precedes it: "Equal", "**Not Equal**", "Therefore: Not Equal". In running prose ("they cannot be
+# equal") the word is reasoning, not the answer.
+_MARKUP_BEFORE = " \t*_`\"'>#-"
+_ALONE_AFTER_RE = re.compile(r"[ \t*_`\"'.!)\]]*")
 # In prose, a mention inside a question or a "whether/if" clause is the judge thinking aloud.
 _HEDGE_RE = re.compile(r"\b(?:whether|if)\b|\?")
-_CLAUSE_END = ".!?\n"
-
-
-def _hedged(reply: str, match: re.Match[str]) -> bool:
-    start = max(reply.rfind(c, 0, match.start()) for c in _CLAUSE_END) + 1
-    ends = [i for i in (reply.find(c, match.end()) for c in _CLAUSE_END) if i != -1]
-    end = min(ends) + 1 if ends else len(reply)
-    return bool(_HEDGE_RE.search(reply[start:end]))
+_CLAUSE_RE = re.compile(r"[^.!?\n]*[.!?]*")
 
 
 def _judgement_kind(match: re.Match[str]) -> str:
     return "equal" if match.group(1).lower() == "equal" else "not_equal"
 
 
-def _standalone(reply: str, match: re.Match[str]) -> bool:
-    line_start = reply.rfind("\n", 0, match.start()) + 1
-    before, after = reply[line_start : match.start()], reply[match.end() :]
-    return bool(_ALONE_BEFORE_RE.search(before)) and bool(_ALONE_AFTER_RE.match(after))
+def _standalone(line: str, match: re.Match[str]) -> bool:
+    i = match.start()
+    while i > 0 and line[i - 1] in _MARKUP_BEFORE:
+        i -= 1
+    return (i == 0 or line[i - 1] == ":") and _ALONE_AFTER_RE.fullmatch(line, match.end()) is not None
+
+
+def _mentions(reply: str) -> tuple[list[str], list[str]]:
+    """(kinds of the standalone verdicts, kinds of the unhedged prose mentions), in reply order."""
+    alone: list[str] = []
+    prose: list[str] = []
+    for line in reply.split("\n"):
+        for clause in _CLAUSE_RE.finditer(line):
+            hedged = _HEDGE_RE.search(clause.group(0)) is not None
+            for match in _JUDGEMENT_RE.finditer(line, clause.start(), clause.end()):
+                if _standalone(line, match):
+                    alone.append(_judgement_kind(match))
+                elif not hedged:
+                    prose.append(_judgement_kind(match))
+    return alone, prose
 
 
 def parse_equal_judgement(reply: str) -> Verdict:
@@ -234,12 +241,8 @@ def parse_equal_judgement(reply: str) -> Verdict:
     confused or cut-off judge must not throw away an evolution that the other rules accepted. So an
     unparsable reply counts as a pass; callers that want otherwise can test `rule`.
     """
-    matches = list(_JUDGEMENT_RE.finditer(reply))
-    alone = [m for m in matches if _standalone(reply, m)]
-    if alone:
-        kinds = {_judgement_kind(alone[-1])}
-    else:
-        kinds = {_judgement_kind(m) for m in matches if not _hedged(reply, m)}
+    alone, prose = _mentions(reply)
+    kinds = {alone[-1]} if alone else set(prose)
     if kinds == {"equal"}:
         return Verdict(True, "no_information_gain", "judge_equal")
     if kinds == {"not_equal"}:

@@ -30,14 +30,17 @@ EVOL_WORDS = r"(?:rewritten|created)[ \t]+prompt"
 _BOLD = r"(?:\*\*|__)?"
 # A hashed marker needs a colon or the end of its line: "...write the #Final Rewritten Instruction#
 # with no explanation." is the method being echoed back, not an answer section.
-MARKER_END = r"(?:[ \t]*(?:\*\*|__)?[ \t]*:|(?=[ \t]*(?:\*\*|__)?[ \t]*(?:\r?\n|\Z)))"
+MARKER_END = r"(?:[ \t]*+(?:\*\*|__)?[ \t]*+:|(?=[ \t]*+(?:\*\*|__)?[ \t]*+(?:\r?\n|\Z)))"
 # Without hashes the words are ordinary prose ("a story whose final instruction: go home"), so a bare
 # marker counts only at the start of a line, after optional heading hashes, bold and a "Step 4" or
 # "4." prefix, and only if a colon or the end of the line follows ("### Finally Rewritten Instruction").
+# The possessive `*+` keep a long run of spaces from being split between the optional parts, which
+# would backtrack polynomially on a line of blanks.
 _BARE_PREFIX = (
-    r"^[ \t]*(?:\#{1,6}[ \t]*)?(?:\*\*|__)?[ \t]*(?:(?:step[ \t]*)?\d+[ \t]*[.:)-]?[ \t]*)?(?:\*\*|__)?[ \t]*"
+    r"^[ \t]*+(?:\#{1,6}[ \t]*+)?(?:\*\*|__)?[ \t]*+(?:(?:step[ \t]*+)?\d++[ \t]*+[.:)-]?[ \t]*+)?"
+    r"(?:\*\*|__)?[ \t]*+"
 )
-_BARE_END = r"[ \t]*(?:\*\*|__)?[ \t]*(?::[ \t]*(?:\*\*|__)?|(?=[ \t]*\r?$))"
+_BARE_END = r"[ \t]*+(?:\*\*|__)?[ \t]*+(?::[ \t]*+(?:\*\*|__)?|(?=[ \t]*+\r?$))"
 _FLAGS = re.IGNORECASE | re.MULTILINE
 FINAL_HASHED_RE = re.compile(rf"#[ \t]*{FINAL_WORDS}[ \t]*#{MARKER_END}{_BOLD}", _FLAGS)
 FINAL_BARE_RE = re.compile(rf"{_BARE_PREFIX}{FINAL_WORDS}{_BARE_END}", _FLAGS)

@@ -47,7 +47,7 @@ LEAK_PHRASES: tuple[str, ...] = ("given prompt", "rewritten prompt", "created pr
 
 # A trailing explanation counts as "clearly marked" only with one of these headings on its own line.
 _EXPLANATION_RE = re.compile(
-    r"\n[ \t]*(?:\*\*|__|#)?[ \t]*(?:explanation|rationale|justification)s?[ \t]*(?:\*\*|__|#)?[ \t]*:",
+    r"\n[ \t]*+(?:\*\*|__|#)?[ \t]*+(?:explanation|rationale|justification)s?[ \t]*+(?:\*\*|__|#)?[ \t]*+:",
     re.IGNORECASE,
 )
 _QUOTES: tuple[tuple[str, str], ...] = (('"', '"'), ("'", "'"), ("“", "”"), ("`", "`"))
@@ -63,7 +63,7 @@ class ParseResult:
 
 # A reply written as steps or sections: "Step 2: ...", "#Plan#: ...". Such a reply is not the bare
 # instruction even from a method that asked for the instruction alone.
-_STEP_LINE_RE = re.compile(r"^[ \t]*(?:\*\*|__|#+[ \t]*)?step[ \t]*\d+\b", re.IGNORECASE | re.MULTILINE)
+_STEP_LINE_RE = re.compile(r"^[ \t]*+(?:\*\*|__|#+[ \t]*+)?step[ \t]*+\d+\b", re.IGNORECASE | re.MULTILINE)
 # "Sure! Here is the more complex version:" before a bare instruction.
 _PREAMBLE_RE = re.compile(
     r"\A[ \t]*(?:(?:sure|certainly|okay|ok|of course)\b[^\n]{0,20}?)?here(?:'s|\u2019s| is)\b[^\n]{0,100}:[ \t]*\n",
