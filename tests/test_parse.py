@@ -317,3 +317,13 @@ def test_weak_method_preamble_line_is_dropped() -> None:
     reply = "Sure! Here is the more complex version:\nAdd 3, 4 and 5, then double the sum."
     result = parse_evolved(reply, original=ORIGINAL, method=load_method("weak"))
     assert result.ok and result.instruction == "Add 3, 4 and 5, then double the sum." and result.marker is None
+
+
+@pytest.mark.parametrize("output", [" " * 20000 + "x", "\n" + "\t " * 10000 + "y", "** " * 10000, "Step " * 10000])
+def test_pathological_whitespace_parses_in_linear_time(output: str) -> None:
+    import time
+
+    start = time.perf_counter()
+    for method in (load_method("initial"), load_method("weak"), None):
+        parse_evolved(output, original=ORIGINAL, method=method)
+    assert time.perf_counter() - start < 1.0
