@@ -146,7 +146,7 @@ SINGLE_TURN = [
     ("s-accept", "Add 2 and 3 [accept]", "accepted", None, None),
     ("s-stagnant", "Name a bird [stagnant]", "rejected", "stagnant_complexity", "starts_what_ends_q"),
     ("s-sure", "Sum the numbers [sure]", "rejected", "insufficient_qualification", "starts_sure_ends_q"),
-    ("s-loss", "Summarise the table [loss]", "rejected", "loss_of_key_information", "contains_please_provide"),
+    ("s-loss", "Summarise the table [loss]", "rejected", "loss_of_key_information", "please_provide_in_prose"),
     ("s-empty", "Say nothing [empty]", "rejected", "empty_answer", "empty_answer"),
     ("s-parse", "Explain tides [parse]", "rejected", "parse_failure", "parse_failure"),
     ("s-unchanged", "Explain rain [unchanged]", "rejected", "unchanged_instruction", "unchanged_instruction"),
@@ -211,11 +211,12 @@ async def test_every_outcome_has_lineage_and_counts_reconcile(tmp_path: Path) ->
 
 
 async def test_paper_rule_set_still_names_unusable_rewrites(tmp_path: Path) -> None:
-    """The paper set leaves parse checks out of λ, but an unusable rewrite is still rejected with its reason."""
+    """The paper set leaves parse checks out of λ, but as a final filter an unusable rewrite is still
+    rejected with its reason (the paper preset's own final pass filters nothing: rule set `none`)."""
     rows = [{"id": "p", "instruction": "Explain tides [parse]"}, {"id": "u", "instruction": "Explain rain [unchanged]"},
             {"id": "ok", "instruction": "Add 2 and 3"}]
     result = await run(write_jsonl(tmp_path / "seeds.jsonl", rows), tmp_path / "run", Script(),
-                       evolve_settings("paper"))
+                       evolve_settings("paper", rule_set="paper"))
     _, problems, summary = outputs(result)
     assert [(r["seed_id"], r["failure_category"]) for r in problems] == [
         ("p", "parse_failure"), ("u", "unchanged_instruction")]

@@ -12,6 +12,7 @@ against an OpenAI-compatible server over real HTTP whose replies reproduce each 
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -120,7 +121,11 @@ def test_final_instruction_phrase_inside_a_rewrite_keeps_it_whole(
         assert got == [q + INSIDE for q in questions(gsm8k)]
 
 
-LONG = " ".join(["step"] * 400)  # the fake server counts max_tokens in words
+# Varied words, not a loop: an answer that is simply longer than the cap (the fake server counts
+# max_tokens in words).
+_WORDS = "we add the clips sold in April to those sold in May and check each month".split()
+_RNG = random.Random(7)
+LONG = " ".join(_RNG.choice(_WORDS) for _ in range(400))
 
 
 def long_answers(body: dict[str, Any]) -> str:

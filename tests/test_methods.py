@@ -267,3 +267,10 @@ def test_hygiene_accepts_renamed_final_marker() -> None:
     own = e0.template.replace("Finally Rewritten Instruction", "Result")
     assert check_method_hygiene(own, e0) == (own, None)
     assert EvolvingMethod("own", own).final_marker == "#Result#"
+
+
+def test_declares_format_separates_e0_from_the_weak_method() -> None:
+    assert load_method("initial").declares_format
+    assert not load_method("weak").declares_format
+    custom = EvolvingMethod("c", "Rewrite it.\nOutput format:\n#Draft#:\n#Result#:\n\n#Instruction#:\n{instruction}")
+    assert custom.declares_format and custom.final_marker == "#Result#"

@@ -120,9 +120,28 @@ def test_missing_closing_fence_is_tolerated_when_the_method_looks_complete() -> 
     assert parse_optimized_method("```Optimized Method\nRewrite.\n#Instruction#:\n") == "Rewrite.\n#Instruction#:"
 
 
+CODE_METHOD = (
+    "Rewrite the coding task so it is harder.\nExample of the style:\n```python\nx = 1\n```\n"
+    "Please reply in the following format:\n#Finally Rewritten Instruction#:\n\n#Instruction#:\n{instruction}"
+)
+
+
+def test_a_method_with_a_fenced_code_example_survives_whole() -> None:
+    reply = f"Here is my rewrite.\n```Optimized Method\n{CODE_METHOD}\n```\nI added a code example."
+    assert parse_optimized_method(reply) == CODE_METHOD
+    # Two examples, one with a bare-fenced language tag spelled with a space.
+    two = CODE_METHOD.replace("x = 1\n```\n", "x = 1\n```\n``` sql\nSELECT 1;\n```\n")
+    assert parse_optimized_method(f"```Optimized Method\n{two}\n```") == two
+
+
+def test_an_unterminated_block_with_a_closed_inner_fence_is_judged_by_its_end() -> None:
+    assert parse_optimized_method(f"```Optimized Method\n{CODE_METHOD}") == CODE_METHOD
+    assert parse_optimized_method("```Optimized Method\nExample:\n```python\nx = 1\n```\nmore") is None
+    # Cut off inside the inner block: the outer block never closed, and it does not look complete.
+    assert parse_optimized_method("```Optimized Method\nExample:\n```python\nx = 1\n") is None
+
+
 def test_inner_language_fence_does_not_close_the_block() -> None:
-    reply = "```Optimized Method\nExample:\n```python\nx = 1\n```\nmore"
-    assert parse_optimized_method(reply) == "Example:\n```python\nx = 1"
     inline = "```Optimized Method\nRewrite.\n#Instruction#:\n{instruction}```"
     assert parse_optimized_method(inline) == "Rewrite.\n#Instruction#:\n{instruction}"
 

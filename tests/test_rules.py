@@ -76,8 +76,8 @@ def test_prefix_checks_are_case_sensitive() -> None:
         ("Is there anything else I can help with?", "starts_is_there_anything_else_ends_q", "stagnant_complexity"),
         ("As an AI assistant, what should I write?", "starts_as_an_ai_assistant_ends_q", "stagnant_complexity"),
         ("I understand. Shall I continue?", "starts_i_understand_ends_q", "stagnant_complexity"),
-        ("PLEASE PROVIDE the data.", "contains_please_provide", "loss_of_key_information"),
-        ("That is Not Possible without the table.", "contains_not_possible", "loss_of_key_information"),
+        ("PLEASE PROVIDE the data.", "please_provide_in_prose", "loss_of_key_information"),
+        ("That is Not Possible without the table.", "not_possible_refusal", "loss_of_key_information"),
         ("", "empty_answer", "empty_answer"),
         ("   \n\t", "empty_answer", "empty_answer"),
     ],
@@ -150,15 +150,20 @@ def test_stop_word_list_is_small_and_lowercase() -> None:
     assert all(w == w.lower() for w in STOP_WORDS) and len(STOP_WORDS) < 300
 
 
-def test_elimination_prompt_leakage_and_judge() -> None:
+def test_elimination_prompt_leakage() -> None:
     leaked = ParseResult(False, "Rewrite the given prompt", "leaked_marker", "#Rewritten Prompt#:")
     assert detect(GOOD, rule_set="elimination", parsed=leaked).category == "prompt_leakage"
-    equal = detect(GOOD, rule_set="elimination", parsed=PARSED_OK, judge_reply="Equal")
-    assert equal == Verdict(True, "no_information_gain", "judge_equal")
-    assert detect(GOOD, rule_set="elimination", judge_reply="Not Equal") == OK
-    assert detect(GOOD, rule_set="elimination", judge_reply="I cannot tell.") == OK
-    # The judge verdict is ignored by sets that do not include the rule.
-    assert detect(GOOD, rule_set="default", judge_reply="Equal") == OK
+
+
+def test_the_judge_is_not_a_rule_of_detect() -> None:
+    # W1 is a separate LLM call judged by parse_equal_judgement; detect only warns about the old keyword.
+    assert "no_information_gain" not in RULES
+    assert all("no_information_gain" not in rs.rules for rs in RULE_SETS.values())
+    with pytest.warns(DeprecationWarning, match="parse_equal_judgement"):
+        assert detect(GOOD, rule_set="elimination", parsed=PARSED_OK, judge_reply="Equal") == OK
+
+
+EQUAL = Verdict(True, "no_information_gain", "judge_equal")
 
 
 @pytest.mark.parametrize(
@@ -173,6 +178,15 @@ def test_elimination_prompt_leakage_and_judge() -> None:
         ("", Verdict(False, None, "judge_unparsable")),
         ("Equally hard to say; inequality aside, maybe.", Verdict(False, None, "judge_unparsable")),
         ("Equal in topic but Not Equal in constraints", Verdict(False, None, "judge_unparsable")),
+        # A preamble or reasoning first: the last standalone verdict decides.
+        ("Let me compare the two prompts. The second adds a constraint.\nTherefore: Not Equal", OK),
+        ("The first asks for a sum. Are they equal? Both ask the same.\n\n**Equal**", EQUAL),
+        ("Not Equal\n\nReason: the second one cannot be equal, it adds a limit.", OK),
+        ("Judgement: Equal\nOn reflection, the second adds a unit.\nFinal answer: Not Equal.", OK),
+        # Cut off by a small max_tokens while thinking aloud: neither verdict was given.
+        ("Let me think about whether they are equal", Verdict(False, None, "judge_unparsable")),
+        ("Are they equal? They are not equal.", OK),
+        ("Let me compare: the first is about sums, the", Verdict(False, None, "judge_unparsable")),
     ],
 )
 def test_parse_equal_judgement(reply: str, expected: Verdict) -> None:
@@ -192,11 +206,11 @@ def test_equal_judge_messages() -> None:
 
 
 def test_rule_sets_and_categories() -> None:
-    assert set(RULE_SETS) == {"paper", "extended", "default", "elimination"}
+    assert set(RULE_SETS) == {"paper", "extended", "default", "elimination", "none"}
     assert RULE_SETS["paper"].count_parse_failures is False
     assert RULE_SETS["default"].rules == RULE_SETS["extended"].rules
     assert len(RULE_SETS["paper"].rules) == 7
-    fired = {v.category for v in (RULES[name]("", parsed=None, judge_reply=None) for name in RULES) if v}
+    fired = {v.category for v in (RULES[name]("", parsed=None) for name in RULES) if v}
     assert fired <= set(CATEGORY_IDS)
     assert CATEGORY_IDS["stagnant_complexity"] == "F1" and CATEGORY_IDS["loss_of_key_information"] == "F3"
 

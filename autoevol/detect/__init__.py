@@ -1,4 +1,4 @@
-"""Failure detection: rule-based F(r) and Evol-Instruct's elimination checks (see `rules`)."""
+"""Failure detection: rule-based F(r), Evol-Instruct's elimination checks (see `rules`), truncation."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from autoevol.detect.rules import (
     CATEGORY_IDS,
     INSTRUCTION_RULES,
     OK,
+    RULE_SET_NAMES,
     RULE_SETS,
     RULES,
     STOP_WORDS,
@@ -17,7 +18,8 @@ from autoevol.detect.rules import (
     equal_judge_messages,
     parse_equal_judgement,
 )
-from autoevol.detect.truncation import truncation_verdict
+from autoevol.detect.text import word_count
+from autoevol.detect.truncation import is_looping, truncation_verdict
 
 __all__ = [
     "CATEGORY_IDS",
@@ -25,6 +27,7 @@ __all__ = [
     "OK",
     "RULES",
     "RULE_SETS",
+    "RULE_SET_NAMES",
     "STOP_WORDS",
     "Category",
     "Rule",
@@ -32,6 +35,8 @@ __all__ = [
     "Verdict",
     "detect",
     "equal_judge_messages",
+    "is_looping",
     "parse_equal_judgement",
     "truncation_verdict",
+    "word_count",
 ]

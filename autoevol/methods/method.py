@@ -30,17 +30,26 @@ EVOL_WORDS = r"(?:rewritten|created)[ \t]+prompt"
 _BOLD = r"(?:\*\*|__)?"
 # A hashed marker needs a colon or the end of its line: "...write the #Final Rewritten Instruction#
 # with no explanation." is the method being echoed back, not an answer section.
-_MARKER_END = r"(?:[ \t]*(?:\*\*|__)?[ \t]*:|(?=[ \t]*(?:\*\*|__)?[ \t]*(?:\r?\n|\Z)))"
-FINAL_MARKER_RE = re.compile(
-    rf"#[ \t]*{FINAL_WORDS}[ \t]*#{_MARKER_END}{_BOLD}|{_BOLD}{FINAL_WORDS}{_BOLD}[ \t]*:{_BOLD}",
-    re.IGNORECASE,
+MARKER_END = r"(?:[ \t]*+(?:\*\*|__)?[ \t]*+:|(?=[ \t]*+(?:\*\*|__)?[ \t]*+(?:\r?\n|\Z)))"
+# Without hashes the words are ordinary prose ("a story whose final instruction: go home"), so a bare
+# marker counts only at the start of a line, after optional heading hashes, bold and a "Step 4" or
+# "4." prefix, and only if a colon or the end of the line follows ("### Finally Rewritten Instruction").
+# The possessive `*+` keep a long run of spaces from being split between the optional parts, which
+# would backtrack polynomially on a line of blanks.
+_BARE_PREFIX = (
+    r"^[ \t]*+(?:\#{1,6}[ \t]*+)?(?:\*\*|__)?[ \t]*+(?:(?:step[ \t]*+)?\d++[ \t]*+[.:)-]?[ \t]*+)?"
+    r"(?:\*\*|__)?[ \t]*+"
 )
-# Evol-Instruct output markers; without hashes only at the start of a line, because the bare words
-# "rewritten prompt:" are too common in prose to trust anywhere.
-EVOL_OUTPUT_MARKER_RE = re.compile(
-    rf"#[ \t]*{EVOL_WORDS}[ \t]*#(?:[ \t]*:)?{_BOLD}|^[ \t]*{_BOLD}{EVOL_WORDS}{_BOLD}[ \t]*:{_BOLD}",
-    re.IGNORECASE | re.MULTILINE,
-)
+_BARE_END = r"[ \t]*+(?:\*\*|__)?[ \t]*+(?::[ \t]*+(?:\*\*|__)?|(?=[ \t]*+\r?$))"
+_FLAGS = re.IGNORECASE | re.MULTILINE
+FINAL_HASHED_RE = re.compile(rf"#[ \t]*{FINAL_WORDS}[ \t]*#{MARKER_END}{_BOLD}", _FLAGS)
+FINAL_BARE_RE = re.compile(rf"{_BARE_PREFIX}{FINAL_WORDS}{_BARE_END}", _FLAGS)
+FINAL_MARKER_RE = re.compile(rf"{FINAL_HASHED_RE.pattern}|{FINAL_BARE_RE.pattern}", _FLAGS)
+# Evol-Instruct output markers ("#Rewritten Prompt#:", "#Created Prompt#:"), hashed or bare by the
+# same rules.
+EVOL_HASHED_RE = re.compile(rf"#[ \t]*{EVOL_WORDS}[ \t]*#(?:[ \t]*:)?{_BOLD}", _FLAGS)
+EVOL_BARE_RE = re.compile(rf"{_BARE_PREFIX}{EVOL_WORDS}{_BARE_END}", _FLAGS)
+EVOL_OUTPUT_MARKER_RE = re.compile(rf"{EVOL_HASHED_RE.pattern}|{EVOL_BARE_RE.pattern}", _FLAGS)
 # Where the instruction is fed in: "#Instruction#:", "#The Given Prompt#:", "#Given Prompt#:" ...
 INPUT_MARKER_RE = re.compile(
     r"^[ \t]*#[ \t]*(?:the[ \t]+)?(?:given[ \t]+|original[ \t]+|input[ \t]+)?(?:instruction|prompt|question)"
@@ -48,7 +57,7 @@ INPUT_MARKER_RE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 STEP_MARKER_RE = re.compile(r"#[A-Za-z][A-Za-z ]{0,40}[A-Za-z]#")
-_FORMAT_BLOCK_RE = re.compile(r"following format|format below|in this format", re.IGNORECASE)
+_FORMAT_BLOCK_RE = re.compile(r"following format|format below|in this format|\bformat[ \t]*:", re.IGNORECASE)
 _INPUT_NAME_RE = re.compile(
     r"#\s*(?:the\s+)?(?:given\s+|original\s+|input\s+)?(?:instruction|prompt|question)\s*#", re.IGNORECASE
 )
@@ -96,6 +105,15 @@ def same_text(a: str, b: str) -> bool:
     return _normalise_space(a) == _normalise_space(b)
 
 
+def _declared_markers(template: str) -> list[str]:
+    """The non-input `#...#` markers after the template's last "reply in the following format"."""
+    blocks = list(_FORMAT_BLOCK_RE.finditer(template))
+    if not blocks:
+        return []
+    found = STEP_MARKER_RE.finditer(template, blocks[-1].end())
+    return [m.group(0) for m in found if not _INPUT_NAME_RE.fullmatch(m.group(0))]
+
+
 def find_final_marker(template: str) -> str | None:
     """The marker whose content is the evolved instruction, e.g. "#Finally Rewritten Instruction#".
 
@@ -108,13 +126,8 @@ def find_final_marker(template: str) -> str | None:
         hits = [m for m in markers if pattern.match(m)]
         if hits:
             return hits[-1]
-    blocks = list(_FORMAT_BLOCK_RE.finditer(template))
-    if not blocks:
-        return None
-    declared = [
-        m for m in STEP_MARKER_RE.finditer(template, blocks[-1].end()) if not _INPUT_NAME_RE.fullmatch(m.group(0))
-    ]
-    return declared[-1].group(0) if declared else None
+    declared = _declared_markers(template)
+    return declared[-1] if declared else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +168,11 @@ class EvolvingMethod:
         """
         marker = self.final_marker
         return marker is not None and bool(re.search(re.escape(marker) + r"[ \t]*:?\s*\Z", self.template))
+
+    @property
+    def declares_format(self) -> bool:
+        """True when the template has a reply-format block listing step markers (e₀ does, weak does not)."""
+        return bool(_declared_markers(self.template))
 
     def render(self, instruction: str) -> str:
         if SLOT not in self.template:

@@ -45,8 +45,9 @@ PROMPT_NAMES: tuple[str, ...] = (
 
 _VAR_RE = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
 _OPEN_RE = re.compile(r"```[ \t]*Optimized[ \t]+Method[ \t:]*\r?\n", re.IGNORECASE)
-# A closing fence is ``` not followed by a word: "```python" opens an inner block, it does not close.
-_CLOSE_RE = re.compile(r"```(?![ \t]*\w)")
+# Every fence inside the block. One followed by a word ("```python") opens an inner code block; a
+# bare one closes the inner block if one is open, and otherwise closes the outer block.
+_FENCE_RE = re.compile(r"```(?P<lang>[ \t]*\w)?")
 # An unterminated block is accepted only if it visibly ends where a method ends: at the slot or an
 # input/output marker. Anything else is probably a reply cut off by max_tokens.
 _COMPLETE_END_RE = re.compile(r"(?:\{instruction\}|#[A-Za-z][A-Za-z ]*#[ \t]*:?)\s*\Z")
@@ -110,8 +111,25 @@ def optimization_messages(
     ]
 
 
+def _outer_close(body: str) -> int | None:
+    """Where the outer block's closing fence starts in `body`, pairing inner ```lang ... ``` blocks."""
+    inner_open = False
+    for fence in _FENCE_RE.finditer(body):
+        if inner_open:
+            # Inside a code example only a bare fence means anything: it ends the example.
+            inner_open = fence.group("lang") is not None
+        elif fence.group("lang") is not None:
+            inner_open = True
+        else:
+            return fence.start()
+    return None
+
+
 def parse_optimized_method(reply: str) -> str | None:
     """The text of the first ```Optimized Method fenced block, stripped; None if absent or empty.
+
+    A method may contain code examples: a ```lang fence opens an inner block that the next bare
+    fence closes, and the outer block ends at the first bare fence that closes no inner block.
 
     A block whose closing fence is missing is accepted only when its text ends with the
     `{instruction}` slot or a `#...#:` marker, i.e. when it looks complete rather than truncated.
@@ -120,9 +138,9 @@ def parse_optimized_method(reply: str) -> str | None:
     if opening is None:
         return None
     body = reply[opening.end() :]
-    closing = _CLOSE_RE.search(body)
+    closing = _outer_close(body)
     if closing is not None:
-        body = body[: closing.start()]
+        body = body[:closing]
     elif not _COMPLETE_END_RE.search(body):
         return None
     text = body.strip()
