@@ -136,7 +136,8 @@ class Endpoint:
                 if not is_retryable(error):
                     raise
                 if attempt >= self.retry.max_retries:
-                    raise _gave_up(error, attempt + 1, self.where) from None
+                    # Retried and still failing: say how often and where (with retries off, the error is plain).
+                    raise (_gave_up(error, attempt + 1, self.where) if attempt else error) from None
                 if isinstance(error, DeadlineExceeded):
                     allowed = self.retry.deadline_retry_floor + self.retry.deadline_retry_ratio * self.requests
                     if self.deadline_retries >= allowed:
