@@ -343,11 +343,9 @@ def served_model_spec(base_url: str, api_key_env: str | None = None) -> str:
     A base URL means an OpenAI-compatible server, never the embedded model; a server with several
     models (or none) is a ConfigError naming them, since guessing would silently pick one.
     """
-    import os
+    from autoevol.llm.spec import list_served_models, read_api_key
 
-    from autoevol.llm.spec import list_served_models
-
-    names = list_served_models(base_url, os.environ.get(api_key_env or "OPENAI_API_KEY"))
+    names = list_served_models(base_url, read_api_key(api_key_env or "OPENAI_API_KEY"))
     if len(names) == 1:
         return f"openai:{names[0]}"
     listed = ", ".join(names) if names else "none"

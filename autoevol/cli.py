@@ -43,7 +43,7 @@ def ping(
 
     spec = guarded(lambda: model_spec(resolve_model(model, base_url, api_key_env), base_url, api_key_env, None,
                                       request_timeout))
-    reply = guarded(lambda: asyncio.run(api_ping(spec, prompt, max_tokens=max_tokens)))
+    reply = guarded(lambda: asyncio.run(api_ping(spec, prompt, max_tokens=max_tokens)), resumable=False)
     typer.echo(reply.text.strip())
     typer.echo(
         f"-- {spec.label}: {reply.latency_s:.2f}s, prompt {reply.usage.prompt_tokens} tokens, completion "
@@ -58,13 +58,18 @@ def cache_stats(as_json: Annotated[bool, typer.Option("--json", help="print JSON
     from autoevol.home import cache_path
     from autoevol.llm.cache import ResponseCache
 
-    cache = ResponseCache(cache_path())
-    stats = cache.stats()
-    cache.close()
+    def read() -> dict[str, object]:
+        cache = ResponseCache(cache_path())
+        try:
+            return cache.stats().to_dict()
+        finally:
+            cache.close()
+
+    stats = guarded(read)
     if as_json:
-        typer.echo(json.dumps(stats.to_dict(), indent=2))
+        typer.echo(json.dumps(stats, indent=2))
         return
-    for name, value in stats.to_dict().items():
+    for name, value in stats.items():
         typer.echo(f"{name:>18}: {value:,}" if isinstance(value, int) else f"{name:>18}: {value}")
 
 
@@ -76,9 +81,15 @@ def cache_clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="do not as
 
     if not yes and sys.stdin.isatty() and not typer.confirm(f"clear {cache_path()}?"):
         raise typer.Exit(1)
-    cache = ResponseCache(cache_path())
-    removed = cache.clear()
-    cache.close()
+
+    def clear() -> int:
+        cache = ResponseCache(cache_path())
+        try:
+            return cache.clear()
+        finally:
+            cache.close()
+
+    removed = guarded(clear)
     typer.echo(f"removed {removed:,} cached responses")
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from autoevol.errors import AutoevolError
+from autoevol.errors import AutoevolError, BackendError
 from autoevol.llm.spec import ModelSpec, parse_model_spec
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the optimizer stack loads only when used
@@ -17,14 +17,21 @@ if TYPE_CHECKING:  # the CLI imports this module at start-up; the optimizer stac
 T = TypeVar("T")
 
 
-def guarded(fn: Callable[[], T]) -> T:
-    """Turn an AutoevolError into one clear line and an exit code (traceback with AUTOEVOL_DEBUG=1)."""
+def guarded(fn: Callable[[], T], *, resumable: bool = True) -> T:
+    """Turn an AutoevolError into one clear line and an exit code (traceback with AUTOEVOL_DEBUG=1).
+
+    `resumable`: the command keeps finished work, so a model error whose retries ran out says that
+    running it again resumes (`ping` has nothing to resume).
+    """
     try:
         return fn()
     except AutoevolError as error:
         if os.environ.get("AUTOEVOL_DEBUG"):
             raise
-        typer.secho(f"error: {error}", fg="red", err=True)
+        message = str(error)
+        if resumable and isinstance(error, BackendError) and getattr(error, "attempts", None) is not None:
+            message += "; finished work is kept: run the same command again to resume"
+        typer.secho(f"error: {message}", fg="red", err=True)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         typer.secho("interrupted: run the same command again to resume", fg="yellow", err=True)

@@ -19,6 +19,16 @@ class ConfigError(AutoevolError):
     exit_code = 2
 
 
+class CacheError(ConfigError):
+    """The request cache file in AUTOEVOL_HOME is not autoevol's, or is damaged."""
+
+
+class StorageError(AutoevolError):
+    """A file could not be written (disk full, permissions, a directory in the way)."""
+
+    exit_code = 1
+
+
 class DataError(AutoevolError):
     """Bad input data; names the file, line and field."""
 

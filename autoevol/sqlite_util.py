@@ -11,6 +11,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+#: The first 16 bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def read_application_id(header: bytes) -> int:
+    """The `PRAGMA application_id` stored in a database header (bytes 68-71, big-endian), read without SQLite."""
+    return int.from_bytes(header[68:72], "big") if len(header) >= 72 else 0
+
 
 def migrate(db: sqlite3.Connection, migrations: Sequence[Callable[[sqlite3.Connection], None]]) -> None:
     """Apply numbered migrations once each, recorded in `_migrations`.

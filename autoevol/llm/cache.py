@@ -6,6 +6,10 @@ so k samples of one prompt stay k entries. Secrets and operational knobs (API ke
 concurrency) are never part of the key or the row. Bumping the version prefix orphans old rows
 instead of serving them under a changed meaning.
 
+Only its own file is ever touched: a new cache is stamped with `APPLICATION_ID` in its SQLite
+header, and an existing `cache.db` that is not SQLite, or is someone else's database, is a one-line
+CacheError before anything is written to it (no WAL switch, no tables added).
+
 Safe under concurrent writers: every process opens its own connection, WAL lets readers run
 beside one writer, and `INSERT OR IGNORE` makes a racing duplicate harmless (both answers are
 equally valid for a deterministic key; the first one wins).
@@ -18,11 +22,13 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoevol.sqlite_util import connect, migrate
+from autoevol.errors import CacheError
+from autoevol.sqlite_util import SQLITE_HEADER, connect, migrate, read_application_id
 from autoevol.types import Completion, CompletionRequest, Usage
 
 KEY_VERSION = "v1"
@@ -53,6 +59,62 @@ def _m001_initial(db: sqlite3.Connection) -> None:
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
+#: The SQLite header's application_id of an autoevol cache ("aevc").
+APPLICATION_ID = 0x61657663
+_OWN_TABLES = {"responses", "counters", "_migrations"}
+#: The files SQLite keeps beside the database (WAL, shared memory, rollback journal).
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+_WHAT_TO_DO = "move it away (or set AUTOEVOL_HOME to another directory) and run the command again"
+
+
+def check_cache_file(path: Path) -> None:
+    """CacheError unless `path` is absent, empty or an autoevol cache. Only reads: a foreign file is left as it was."""
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise CacheError(f"{path} is not a file, so it cannot be autoevol's request cache; {_WHAT_TO_DO}")
+    with path.open("rb") as handle:
+        header = handle.read(100)
+    if not header:
+        return  # an empty file is an empty SQLite database: ours to create
+    if not header.startswith(SQLITE_HEADER):
+        raise CacheError(f"{path} is not a SQLite database, so not autoevol's request cache; {_WHAT_TO_DO}")
+    app_id = read_application_id(header)
+    if app_id == APPLICATION_ID:
+        return
+    tables: set[str] = set()
+    migrations: set[str] = set()
+    if app_id == 0:  # caches written before the stamp existed: recognised by their tables
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "_migrations" in tables:
+                migrations = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+        except sqlite3.DatabaseError as error:
+            raise CacheError(f"{path} cannot be read ({error}); {_WHAT_TO_DO}") from None
+        finally:
+            db.close()
+        if not tables or (tables <= _OWN_TABLES and "responses" in tables and _m001_initial.__name__ in migrations):
+            return
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    raise CacheError(
+        f"{path} is another program's SQLite database"
+        + (f" (tables: {shown})" if shown else "") + f", not autoevol's request cache; {_WHAT_TO_DO}"
+    )
+
+
+@contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """SQLite failures of a damaged cache file as one CacheError with what to do."""
+    try:
+        yield
+    except sqlite3.DatabaseError as error:
+        if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+            raise  # contention, not damage
+        raise CacheError(
+            f"the request cache {path} is damaged ({error}); it holds only cached answers: delete it "
+            "(with its -wal/-shm files) or set AUTOEVOL_HOME to another directory, and run the command again"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +139,18 @@ class ResponseCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = connect(path)
+        check_cache_file(path)
         self._lock = threading.Lock()
         self._pending: dict[str, int] = {}
         self._lookups = 0
-        migrate(self._db, MIGRATIONS)
+        with _readable(path):
+            self._db = connect(path)
+            migrate(self._db, MIGRATIONS)
+            if self._db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def get(self, key: str) -> Completion | None:
-        with self._lock:
+        with self._lock, _readable(self.path):
             row = self._db.execute(
                 "SELECT text, finish_reason, prompt_tokens, completion_tokens, model"
                 " FROM responses WHERE key = ?",
@@ -105,7 +171,7 @@ class ResponseCache:
 
     def put(self, key: str, backend: str, completion: Completion) -> None:
         usage = completion.usage
-        with self._lock:
+        with self._lock, _readable(self.path):
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -134,14 +200,16 @@ class ResponseCache:
             self._db.execute("COMMIT")
 
     def stats(self) -> CacheStats:
-        with self._lock:
+        with self._lock, _readable(self.path):
             self._flush()
             entries, prompt, completion = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0)"
                 " FROM responses"
             ).fetchone()
             counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
-        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        # Only the database and SQLite's own side files: not `cache.db.bak` or anything else beside it.
+        files = [self.path, *(self.path.with_name(self.path.name + side) for side in _SIDE_FILES)]
+        size = sum(p.stat().st_size for p in files if p.is_file())
         return CacheStats(
             entries=entries, hits=counters.get("hits", 0), misses=counters.get("misses", 0),
             prompt_tokens=prompt, completion_tokens=completion,
@@ -149,14 +217,17 @@ class ResponseCache:
         )
 
     def clear(self) -> int:
-        with self._lock:
+        with self._lock, _readable(self.path):
             self._pending.clear()
             removed = self._db.execute("DELETE FROM responses").rowcount
             self._db.execute("DELETE FROM counters")
-        self._db.execute("VACUUM")
+            self._db.execute("VACUUM")
         return removed
 
     def close(self) -> None:
         with self._lock:
-            self._flush()
-            self._db.close()
+            try:
+                with _readable(self.path):
+                    self._flush()
+            finally:
+                self._db.close()

@@ -3,8 +3,15 @@ and per-request deadline. Every phase and every nested loop that talks to that s
 the same `Endpoint`, so the number of requests in flight never exceeds the budget however the
 work is nested.
 
-Concurrency adapts: sustained 429s halve the live limit (never below 1) and each run of successes
-raises it by one again, up to the configured maximum (additive increase, multiplicative decrease).
+Concurrency adapts: sustained congestion halves the live limit (never below 1) and each run of
+successes raises it by one again, up to the configured maximum (additive increase, multiplicative
+decrease). Congestion is a 429 *or* a request deadline expiring: a server whose queue is longer than
+the deadline answers nobody in time, and every abandoned request still costs it the work. Only
+answers to requests sent at the current limit count, so one burst of failures from the old, higher
+limit halves it once, not once per failure.
+
+Retries of timed-out requests draw on a budget proportional to the work (first attempts): a retry
+storm can never outgrow the work itself. Past it, the request fails at once with advice.
 """
 
 from __future__ import annotations
@@ -30,9 +37,12 @@ class RetryPolicy:
     max_delay_s: float = 30.0
     #: The longest Retry-After we honour; beyond it the server is effectively down.
     max_retry_after_s: float = 300.0
-    #: 429s seen within `window_s` before the live concurrency is halved.
+    #: Congestion signals (429s, deadline expiries) within `window_s` before the live concurrency is halved.
     throttle_after: int = 2
     window_s: float = 10.0
+    #: Deadline retries allowed: this share of the requests made so far, plus a fixed allowance.
+    deadline_retry_ratio: float = 0.5
+    deadline_retry_floor: int = 8
 
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None) -> float:
         # Full jitter on an exponential ramp; a server's Retry-After is a floor, not a suggestion.
@@ -55,6 +65,8 @@ class AdaptiveLimiter:
         self.peak_in_flight = 0
         self._cond = asyncio.Condition()
         self._successes = 0
+        #: Bumped by every decrease: tells an answer to a request sent before it from a current one.
+        self.epoch = 0
 
     async def __aenter__(self) -> None:
         async with self._cond:
@@ -70,6 +82,7 @@ class AdaptiveLimiter:
     def shrink(self) -> None:
         self.limit = max(1, self.limit // 2)
         self._successes = 0
+        self.epoch += 1
 
     def success(self) -> None:
         if self.limit >= self.max_limit:
@@ -97,25 +110,42 @@ class Endpoint:
         self.retry = retry or RetryPolicy()
         self.limiter = AdaptiveLimiter(concurrency)
         self._rng = random.Random(seed)
-        self._recent_429: list[float] = []
+        self._congestion: list[float] = []
+        self.requests = 0  # first attempts: the work
+        self.deadline_retries = 0
 
     @property
     def identity(self) -> str:
         return self.backend.identity
 
+    @property
+    def where(self) -> str:
+        """The server's URL (credentials are refused in base URLs), or the identity of an embedded model."""
+        url = getattr(self.backend, "base_url", None)
+        return url if isinstance(url, str) else self.identity
+
     async def complete(self, request: CompletionRequest, *, on_send: Callable[[], None] | None = None) -> Completion:
         """The completion, with retries. `on_send` runs once the request holds a concurrency slot, right
         before each attempt goes out; whatever it raises is raised here (the slot is given back)."""
         attempt = 0
+        self.requests += 1
         while True:
             try:
                 return await self._attempt(request, on_send)
             except BackendError as error:
-                if not is_retryable(error) or attempt >= self.retry.max_retries:
+                if not is_retryable(error):
                     raise
+                if attempt >= self.retry.max_retries:
+                    # Retried and still failing: say how often and where (with retries off, the error is plain).
+                    raise (_gave_up(error, attempt + 1, self.where) if attempt else error) from None
+                if isinstance(error, DeadlineExceeded):
+                    allowed = self.retry.deadline_retry_floor + self.retry.deadline_retry_ratio * self.requests
+                    if self.deadline_retries >= allowed:
+                        raise _gave_up(error, attempt + 1, self.where, (
+                            f"the retry budget for timeouts is spent: {self.deadline_retries} retries for "
+                            f"{self.requests} requests")) from None
+                    self.deadline_retries += 1
                 retry_after = getattr(error, "retry_after", None)
-                if isinstance(error, RateLimitError):
-                    self._note_throttle()
                 wait = self.retry.delay(attempt, self._rng, retry_after)
                 log.info("retrying after %s (attempt %d, waiting %.2fs)", type(error).__name__, attempt + 1, wait)
                 attempt += 1
@@ -123,6 +153,7 @@ class Endpoint:
 
     async def _attempt(self, request: CompletionRequest, on_send: Callable[[], None] | None) -> Completion:
         async with self.limiter:
+            sent_at_epoch = self.limiter.epoch
             if on_send is not None:
                 on_send()
             started = time.monotonic()
@@ -130,22 +161,36 @@ class Endpoint:
                 async with asyncio.timeout(self.request_timeout_s):
                     completion = await self.backend.complete(request)
             except TimeoutError as error:
+                self._note_congestion(sent_at_epoch, "request deadlines expiring")
                 raise DeadlineExceeded(
-                    f"no answer within the {self.request_timeout_s:g}s request deadline from {self.identity}"
+                    f"no answer within the {self.request_timeout_s:g}s request deadline from {self.where}; "
+                    "if the server is busy, lower --concurrency or raise --request-timeout"
                 ) from error
+            except RateLimitError:
+                self._note_congestion(sent_at_epoch, "rate limiting")
+                raise
             self.limiter.success()
         if not completion.latency_s:
             completion = replace(completion, latency_s=time.monotonic() - started)
         return completion
 
-    def _note_throttle(self) -> None:
+    def _note_congestion(self, sent_at_epoch: int, what: str) -> None:
+        if sent_at_epoch != self.limiter.epoch:
+            return  # sent under a limit already lowered since: that decrease answered it
         now = time.monotonic()
-        self._recent_429 = [t for t in self._recent_429 if now - t < self.retry.window_s] + [now]
-        if len(self._recent_429) >= self.retry.throttle_after:
+        self._congestion = [t for t in self._congestion if now - t < self.retry.window_s] + [now]
+        if len(self._congestion) >= self.retry.throttle_after:
             self.limiter.shrink()
-            self._recent_429.clear()
-            log.warning("sustained rate limiting from %s: concurrency lowered to %d", self.identity,
-                        self.limiter.limit)
+            self._congestion.clear()
+            log.warning("sustained %s from %s: concurrency lowered to %d", what, self.where, self.limiter.limit)
 
     async def aclose(self) -> None:
         await self.backend.aclose()
+
+
+def _gave_up(error: BackendError, attempts: int, where: str, why: str = "") -> BackendError:
+    """`error`, its message saying how many attempts were made and where (same type, same retry hints)."""
+    plural = "s" if attempts > 1 else ""
+    error.args = (f"{error} (gave up after {attempts} attempt{plural} at {where}{'; ' + why if why else ''})",)
+    error.attempts = attempts  # type: ignore[attr-defined]
+    return error

@@ -4,7 +4,6 @@ concurrency budget) per server or model file, one cache and one usage meter acro
 
 from __future__ import annotations
 
-import os
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
@@ -14,7 +13,7 @@ from autoevol.llm.base import Backend
 from autoevol.llm.cache import ResponseCache
 from autoevol.llm.client import LLM
 from autoevol.llm.endpoint import Endpoint, RetryPolicy
-from autoevol.llm.spec import ModelSpec
+from autoevol.llm.spec import ModelSpec, read_api_key
 from autoevol.llm.usage import Budget, UsageMeter
 
 
@@ -42,7 +41,7 @@ def build_backend(spec: ModelSpec) -> Backend:
 
     if not spec.base_url:
         raise ConfigError(f"model {spec.label} has no base URL")
-    return OpenAIBackend(base_url=spec.base_url, api_key=os.environ.get(spec.api_key_env))
+    return OpenAIBackend(base_url=spec.base_url, api_key=read_api_key(spec.api_key_env))
 
 
 def endpoint_key(spec: ModelSpec) -> str:

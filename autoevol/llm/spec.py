@@ -4,6 +4,12 @@ Short forms:  `local` (the bundled SmolLM2-135M-Instruct), `local:PATH.gguf`, `o
 (with `--base-url`, or `OPENAI_BASE_URL`, else the hosted OpenAI API), or a path to a `.json` /
 `.toml` file holding the same fields. The API key is never part of a spec: only the *name* of the
 environment variable that holds it.
+
+Credentials never travel inside a base URL: a URL is recorded in manifests and cache rows and shown
+in messages, so `https://user:pass@host/v1` or `?api_key=...` is refused with a one-line ConfigError
+(showing the URL with the credentials masked) that says to use `--api-key-env` instead. Refusing is
+safer than stripping-and-using: a stripped credential could not survive `autoevol resume`, and a
+half-working run would be worse than a clear stop before anything is sent or written.
 """
 
 from __future__ import annotations
@@ -14,15 +20,93 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autoevol.errors import ConfigError
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+#: Query parameters that carry a credential (compared lower-case, with `-` read as `_`).
+_SECRET_PARAMS = {"key", "api_key", "apikey", "token", "access_token", "auth", "auth_token", "password", "pass",
+                  "passwd", "secret", "client_secret", "sig", "signature", "bearer", "x_api_key", "subscription_key"}
+_MASK = "***"
+
+
+def _is_secret_param(name: str) -> bool:
+    name = name.lower().replace("-", "_")
+    return name in _SECRET_PARAMS or name.endswith(("_key", "_token", "_secret", "password"))
+
+
+def public_url(url: str) -> str:
+    """`url` with any userinfo and credential-like query values replaced by `***` (the form safe to show)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    head, qmark, query = rest.partition("?")
+    query, hashmark, fragment = query.partition("#")
+    authority, slash, path = head.partition("/")
+    if "@" in authority:
+        authority = _MASK + "@" + authority.rpartition("@")[2]
+    params = []
+    for part in query.split("&") if query else []:
+        name, eq, value = part.partition("=")
+        params.append(f"{name}={_MASK}" if eq and _is_secret_param(name) and value else part)
+    shown = (scheme + sep if sep else "") + authority + slash + path
+    return shown + qmark + "&".join(params) + hashmark + ("" if not fragment else _MASK)
+
+
+def url_credentials(url: str) -> list[str]:
+    """What in `url` is a credential: 'user:password@', 'token@', or the names of credential query parameters."""
+    rest = url.partition("://")[2] or url
+    authority = rest.partition("/")[0].partition("?")[0]
+    found = ["user:password@" if ":" in authority.rpartition("@")[0] else "user@"] if "@" in authority else []
+    query = rest.partition("?")[2].partition("#")[0]
+    for part in query.split("&") if query else []:
+        name, eq, value = part.partition("=")
+        if eq and value and _is_secret_param(name):
+            found.append(f"?{name}=")
+    return found
+
+
+def refuse_url_credentials(url: str, where: str = "--base-url") -> None:
+    """ConfigError (showing only the masked URL) if `url` carries credentials."""
+    found = url_credentials(url)
+    if found:
+        raise ConfigError(
+            f"{where} {public_url(url)} carries credentials ({', '.join(found)}), which autoevol would record with "
+            "the run and the cache; remove them, put the key in an environment variable and name it with "
+            "--api-key-env (it is sent as `Authorization: Bearer`)"
+        )
+
+
+def normalise_api_key(value: str | None, env_name: str) -> str | None:
+    """The key as it must be sent: surrounding whitespace (a CRLF `.env` file) stripped, None if empty.
+
+    A key with anything but printable ASCII inside (a control character, a space, a zero-width or
+    other non-ASCII character) cannot be sent as an HTTP header and is a ConfigError that names the
+    variable and the character's code point, never the key.
+    """
+    if value is None:
+        return None
+    key = value.strip()
+    for position, char in enumerate(key, start=1):
+        if not "\x21" <= char <= "\x7e":
+            kind = "a space" if char == " " else (
+                "a control character" if ord(char) < 0x20 or ord(char) == 0x7F else "a non-ASCII character")
+            raise ConfigError(
+                f"the API key in ${env_name} contains {kind} (U+{ord(char):04X}) at position {position} of "
+                f"{len(key)}; keys are printable ASCII: copy it again or fix the file it was loaded from"
+            )
+    return key or None
+
+
+def read_api_key(env_name: str) -> str | None:
+    """The API key held by environment variable `env_name`, normalised (see `normalise_api_key`)."""
+    return normalise_api_key(os.environ.get(env_name), env_name)
 
 
 class ModelSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Inputs are hidden from validation errors: a base URL may hold credentials until it is refused.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     kind: Literal["local", "openai"] = Field(description="`local` (llama.cpp in-process) or `openai` (HTTP)")
     model: str = Field("", description="model name on the server, or a .gguf path for `local` (empty: bundled)")
@@ -33,6 +117,17 @@ class ModelSpec(BaseModel):
     max_retries: int = Field(6, ge=0, le=50, description="retries for 429/5xx/transport errors")
     n_ctx: int = Field(4096, ge=256, description="context length for `local` models")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for `local` models")
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, url: str | None) -> str | None:
+        # The backstop for specs built in code or read from files; the CLI refuses earlier with its option name.
+        if url is not None:
+            try:
+                refuse_url_credentials(url, "base_url")
+            except ConfigError as error:
+                raise ValueError(str(error)) from None
+        return url
 
     def semantic(self) -> dict[str, Any]:
         """The part that changes answers (recorded in manifests, hashed into configs)."""
@@ -60,10 +155,13 @@ def parse_model_spec(
     if fields.get("kind") == "local":
         fields.setdefault("concurrency", 1)
     try:
-        return ModelSpec(**fields)
+        spec = ModelSpec(**fields)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"invalid model spec {text!r}: {problems}") from None
+    if spec.kind == "openai":
+        read_api_key(spec.api_key_env)  # a key that cannot be sent stops here, before a run directory exists
+    return spec
 
 
 def _spec_fields(text: str, base_url: str | None) -> dict[str, Any]:
@@ -80,8 +178,10 @@ def _spec_fields(text: str, base_url: str | None) -> dict[str, Any]:
         if not rest:
             raise ConfigError("`openai:` needs a model name, e.g. openai:gpt-4o-mini")
         url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL
+        refuse_url_credentials(url, "--base-url" if base_url else "OPENAI_BASE_URL")
         return {"kind": "openai", "model": rest, "base_url": url.rstrip("/")}
     if base_url:
+        refuse_url_credentials(base_url)
         return {"kind": "openai", "model": text, "base_url": base_url.rstrip("/")}
     raise ConfigError(
         f"unknown model spec {text!r}: use `local`, `local:PATH.gguf`, `openai:MODEL` or a .json/.toml file"
@@ -100,6 +200,8 @@ def _load_spec_file(path: Path, base_url: str | None) -> dict[str, Any]:
         data["base_url"] = base_url
     if data.get("kind") == "openai" and not data.get("base_url"):
         data["base_url"] = os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL
+    if isinstance(data.get("base_url"), str):
+        refuse_url_credentials(data["base_url"], f"{path}: base_url")
     return data
 
 
@@ -107,6 +209,7 @@ def list_served_models(base_url: str, api_key: str | None = None, *, timeout: fl
     """The model ids an OpenAI-compatible server lists at `GET {base_url}/models` (ConfigError if it can't)."""
     import httpx
 
+    refuse_url_credentials(base_url)
     url = base_url.rstrip("/") + "/models"
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:

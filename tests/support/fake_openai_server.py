@@ -4,6 +4,8 @@ Serves `POST /v1/chat/completions` (non-streaming) and `GET /v1/models` on 127.0
 background thread. Answers come from a `reply(request_json) -> str` callable; faults are queued
 per test with `inject(Fault..., times=K)` and are served before normal answers, in order.
 Counters: `requests`, `in_flight`, `peak_in_flight`; every request body and header set is kept.
+`max_concurrent=N` models a server with N workers: it processes N requests at a time and queues the
+rest, and like most servers it does not notice a client that gave up while its request waited.
 `stop()` never hangs: hanging handlers wake up and open sockets are shut down.
 
 Standalone (for end-to-end and kill tests):
@@ -105,6 +107,11 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 1024
     fake: FakeOpenAIServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (deadline, cancel) is normal traffic here, not a fault to print.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like real servers; every answer has Content-Length
@@ -204,10 +211,12 @@ class FakeOpenAIServer:
     """Start with `start()` or `with FakeOpenAIServer(...) as server:`; `url` is the base URL."""
 
     def __init__(
-        self, reply: Reply | None = None, *, latency_s: float = 0.0, host: str = "127.0.0.1", port: int = 0
+        self, reply: Reply | None = None, *, latency_s: float = 0.0, host: str = "127.0.0.1", port: int = 0,
+        max_concurrent: int | None = None,
     ) -> None:
         self.reply: Reply = reply or echo_last
         self.latency_s = latency_s
+        self._workers = threading.Semaphore(max_concurrent) if max_concurrent else None
         self._address = (host, port)
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -216,6 +225,8 @@ class FakeOpenAIServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.requests = 0
+        #: Requests the server did the work for (with max_concurrent: those that got a worker).
+        self.processed = 0
         self.in_flight = 0
         self.peak_in_flight = 0
         self.bodies: list[dict[str, Any]] = []
@@ -278,7 +289,8 @@ class FakeOpenAIServer:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {"requests": self.requests, "peak_in_flight": self.peak_in_flight, "in_flight": self.in_flight}
+            return {"requests": self.requests, "processed": self.processed, "peak_in_flight": self.peak_in_flight,
+                    "in_flight": self.in_flight}
 
     # -- serving ---------------------------------------------------------------------------
     def _track(self, conn: socket.socket, *, add: bool) -> None:
@@ -312,17 +324,35 @@ class FakeOpenAIServer:
             self.bodies.append(body if isinstance(body, dict) else {})
             self.headers.append({k.lower(): v for k, v in handler.headers.items()})
         try:
-            if self.latency_s:
-                self._closing.wait(self.latency_s)
-            if fault is not None:
-                self._send_fault(handler, fault, body if isinstance(body, dict) else {})
-            elif not isinstance(body, dict):
-                handler.send_json(400, _error_body("request body is not a JSON object", 400))
+            if self._workers is not None:
+                while not self._workers.acquire(timeout=0.05):  # queued for a worker; stop() still wakes it
+                    if self._closing.is_set():
+                        return
+                self._serve_with_worker(handler, fault, body)
             else:
-                self._send_answer(handler, body)
+                self._serve(handler, fault, body)
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _serve_with_worker(self, handler: _Handler, fault: Fault | None, body: Any) -> None:
+        assert self._workers is not None
+        try:
+            self._serve(handler, fault, body)
+        finally:
+            self._workers.release()
+
+    def _serve(self, handler: _Handler, fault: Fault | None, body: Any) -> None:
+        if self.latency_s:
+            self._closing.wait(self.latency_s)
+        with self._lock:
+            self.processed += 1
+        if fault is not None:
+            self._send_fault(handler, fault, body if isinstance(body, dict) else {})
+        elif not isinstance(body, dict):
+            handler.send_json(400, _error_body("request body is not a JSON object", 400))
+        else:
+            self._send_answer(handler, body)
 
     def _send_answer(self, handler: _Handler, body: dict[str, Any]) -> None:
         try:
@@ -423,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--script", default="echo-last", help="echo-last | fixed:TEXT | pyfile:PATH:FUNC")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every chat request")
+    parser.add_argument("--max-concurrency", type=int, default=None,
+                        help="process this many chat requests at a time and queue the rest")
     parser.add_argument(
         "--fault",
         type=_parse_fault,
@@ -432,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    server = FakeOpenAIServer(make_reply(args.script), latency_s=args.latency, host=args.host, port=args.port)
+    server = FakeOpenAIServer(make_reply(args.script), latency_s=args.latency, host=args.host, port=args.port,
+                              max_concurrent=args.max_concurrency)
     for fault, times in args.fault:
         server.inject(fault, times)
     stopping = threading.Event()
