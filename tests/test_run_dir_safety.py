@@ -76,3 +76,10 @@ def test_damaged_run_state_is_one_line(tmp_path: Path, seeds: Path, server: Serv
     result = run_cli(evolve(server.url), home=autoevol_home, cwd=tmp_path)
     assert_one_line_error(result, 4, expected)
     assert run_cli(evolve(server.url, "--overwrite"), home=autoevol_home, cwd=tmp_path).returncode == 0
+
+
+def test_autoevol_home_on_a_file_is_one_line(tmp_path: Path, seeds: Path, server: ServerProcess) -> None:
+    home = tmp_path / "home-file"
+    home.write_text("not a directory\n")
+    result = run_cli(evolve(server.url), home=home, cwd=tmp_path)
+    assert_one_line_error(result, 2, f"AUTOEVOL_HOME {home} cannot be used as a directory")
