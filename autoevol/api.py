@@ -102,10 +102,22 @@ class _ProgressEvents:
     done: int = 0
     total: int = 0
     last: float = field(default_factory=time.monotonic)
+    # (round, started at, usage totals then): summary.json's per-round usage and wall time
+    marks: list[tuple[int, float, Any]] = field(default_factory=list)
 
     def round(self, round_: int, total: int) -> None:
         self.done, self.total = 0, total
+        self.marks.append((round_, time.monotonic(), self.s.pool.meter.total()))
         self.s.view.start(f"evolve round {round_}", total)
+
+    def per_round(self) -> dict[int, dict[str, Any]]:
+        ends = [*self.marks[1:], (0, time.monotonic(), self.s.pool.meter.total())]
+        out = {}
+        for (round_, start, before), (_, end, after) in zip(self.marks, ends, strict=True):
+            usage = {name: getattr(after, name) - getattr(before, name)
+                     for name in ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "errors")}
+            out[round_] = {"seconds": round(end - start, 2), "usage": usage}
+        return out
 
     def row(self, row: Any) -> None:
         self.done += 1
@@ -164,13 +176,24 @@ async def _evolve_phase(
         retry_failed=exec_settings.retry_failed,
     )
     usage = s.pool.meter.snapshot()
-    extra = {"seconds": round(time.monotonic() - started, 2), "usage": usage}
+    extra = {"seconds": round(time.monotonic() - started, 2), "usage": usage, "round_usage": ticker.per_round()}
     if optimization is not None:
         extra["method"] = {"id": optimization.best.id, "lambda": optimization.best_lambda}
     summary = write_outputs(s.run, settings, stats, extra)
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=usage)
     s.run.set_status("finished")
+    _write_report(s.run)
     return EvolveResult(run_dir=s.run.path, summary=summary, usage=usage, optimization=optimization)
+
+
+def _write_report(run: RunDir) -> None:
+    """output/report.html; a report that cannot be made must not fail a finished run."""
+    from autoevol.report.html import write_report
+
+    try:
+        write_report(run.path)
+    except Exception as error:  # noqa: BLE001 - the data is written; the report is a view of it
+        run.events.emit("report_failed", error=f"{type(error).__name__}: {error}")
 
 
 def _chosen_by(methods: tuple[EvolvingMethod, ...]) -> str | None:
@@ -236,6 +259,7 @@ async def optimize_async(
     async def body(s: _Session) -> OptimizeOutcome:
         outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step)
         s.run.set_status("finished")
+        _write_report(s.run)
         return outcome
 
     return await _session("optimize", source, roles, out, config, exec_settings, backends, body)

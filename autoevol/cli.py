@@ -105,7 +105,7 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="a run directory made by
 
     result = guarded(lambda: api.resume(run_dir))
     if hasattr(result, "summary"):
-        print_summary(result.summary)
+        print_summary(result.summary, run_dir=result.run_dir)
     else:
         path = run_dir / "output" / "best_method.json"
         typer.echo(f"best method {describe_outcome(result)} -> {path}")
