@@ -192,7 +192,7 @@ def _write_report(run: RunDir) -> None:
 
     try:
         write_report(run.path)
-    except Exception as error:  # noqa: BLE001 - the data is written; the report is a view of it
+    except Exception as error:
         run.events.emit("report_failed", error=f"{type(error).__name__}: {error}")
 
 

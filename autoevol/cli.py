@@ -118,5 +118,10 @@ def _register_jobs() -> None:
     app.command()(cli_jobs.optimize)
     app.command("run")(cli_jobs.run)
 
+    from autoevol import cli_report
+
+    app.command()(cli_report.report)
+    app.command()(cli_report.stats)
+
 
 _register_jobs()

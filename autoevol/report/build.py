@@ -60,14 +60,15 @@ def _step(run: RunData, record: StepRecord, parent: Any) -> dict[str, Any]:
                      "dev": _dev_stats(run, incumbent.method_id), "feedback": None, "diff": None})
     for c in record.candidates:
         o = why.get(c.index)
-        rows.append({
+        row: dict[str, Any] = {
             "who": f"candidate {c.index}", "method_id": c.method.id if c.method else None,
             "score": _score(scores[c.index]) if c.index in scores else None,
             "outcome": o.outcome if o else ("discarded" if c.rejected else "not scored"),
             "why": o.detail if o else (c.rejected or ""), "repaired": c.repaired,
             "dev": _dev_stats(run, c.method.id) if c.method else None, "feedback": c.feedback,
             "diff": diff_lines(parent.template, c.method.template) if c.method else None,
-        })
+        }
+        rows.append(row)
     cats: Counter[str] = Counter()
     examples: dict[str, list[dict[str, str]]] = {}
     for method_id in {s.method_id for s in scores.values()}:
@@ -94,13 +95,14 @@ def optimisation(run: RunData) -> dict[str, Any] | None:
     initial = run.manifest.get("config", {}).get("optimize", {}).get("initial_method", "initial")
     try:
         parent: EvolvingMethod = load_method(initial)
-    except Exception:  # noqa: BLE001 - a method file that moved: diff the first step against nothing
+    except Exception:
         parent = EvolvingMethod(name="unknown", template="")
     steps, points = [], []
     for record in run.steps:
         steps.append(_step(run, record, parent))
         for e in record.scores:
-            chosen = e.index == record.selected or (e.index < 0 and record.selected is None and record.score is not None)
+            kept = e.index < 0 and record.selected is None and record.score is not None
+            chosen = e.index == record.selected or kept
             points.append(charts.LambdaPoint(record.step, e.index, e.score.rate, e.score.low, e.score.high, chosen))
         parent = record.method
     step_names = [f"step {s['step']}" for s in steps]
@@ -132,9 +134,9 @@ def evolution(run: RunData) -> dict[str, Any] | None:
                        "categories": dict(cats), "examples": _round_examples(rows),
                        "stats": set_stats([x for x in rows if x["status"] == "accepted"])})
     names = [f"round {x['round']}" for x in rounds]
-    cats = sorted({c for x in rounds for c in x["categories"]})
+    seen = sorted({c for x in rounds for c in x["categories"]})
     return {"rounds": rounds, "failure_chart": charts.stacked_bars(
-        names, {c: [x["categories"].get(c, 0) for x in rounds] for c in cats}, "rejected or failed rows")}
+        names, {c: [x["categories"].get(c, 0) for x in rounds] for c in seen}, "rejected or failed rows")}
 
 
 def lineages(run: RunData, limit: int = LINEAGES) -> list[dict[str, Any]]:
@@ -185,7 +187,8 @@ def usage(run: RunData) -> dict[str, Any]:
     times = [e["ts"] for e in run.events if "ts" in e]
     split = next((e["ts"] for e in run.events if e.get("event") == "split"), None)
     steps = [e["ts"] for e in run.events if e.get("event") == "step_finished"]
-    rounds = [{"round": e["round"], "seconds": e.get("seconds")} for e in run.events if e.get("event") == "round_finished"]
+    rounds = [{"round": e["round"], "seconds": e.get("seconds")} for e in run.events
+              if e.get("event") == "round_finished"]
     return {"phases": phases, "rounds": rounds, "total_seconds": summary.get("seconds"),
             "optimise_seconds": round(steps[-1] - split, 1) if split and steps else None,
             "events_span": round(times[-1] - times[0], 1) if len(times) > 1 else None}

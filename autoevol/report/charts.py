@@ -10,15 +10,16 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 WIDTH, HEIGHT = 7.5, 3.4  # inches at 96 dpi: 720 x 326 px
-_STYLE = {"svg.fonttype": "path", "svg.hashsalt": "autoevol", "font.size": 9, "axes.spines.top": False,
+_STYLE: Any = {"svg.fonttype": "path", "svg.hashsalt": "autoevol", "font.size": 9, "axes.spines.top": False,
           "axes.spines.right": False}
 
 
@@ -52,15 +53,15 @@ def lambda_chart(points: Sequence[LambdaPoint], steps: int) -> str:
             xs = [p.step - 0.35 + width * (k + 0.5) for p in mine]
             ys = [p.rate for p in mine]
             err = [[p.rate - p.low for p in mine], [p.high - p.rate for p in mine]]
-            style = {"marker": "s", "color": "black"} if who < 0 else {"marker": "o", "color": f"C{who % 10}"}
+            style: dict[str, Any] = ({"marker": "s", "color": "black"} if who < 0
+                                     else {"marker": "o", "color": f"C{who % 10}"})
             ax.errorbar(xs, ys, yerr=err, linestyle="none", capsize=2, markersize=5,
                         label="incumbent" if who < 0 else f"candidate {who}", **style)
             chosen = [(x, p.rate) for x, p in zip(xs, mine, strict=True) if p.selected]
             if chosen:
-                ax.scatter(*zip(*chosen, strict=True), s=180, facecolors="none", edgecolors="red", linewidths=1.5,
-                           zorder=5, label="selected" if k == 0 or who < 0 else None)
-        handles, labels = ax.get_legend_handles_labels()
-        if "selected" not in labels and any(p.selected for p in points):
+                ax.scatter([c[0] for c in chosen], [c[1] for c in chosen], s=180, facecolors="none",
+                           edgecolors="red", linewidths=1.5, zorder=5)
+        if any(p.selected for p in points):  # one legend entry for all the rings
             ax.scatter([], [], s=180, facecolors="none", edgecolors="red", linewidths=1.5, label="selected")
         ax.set_xlim(0.5, max(steps, 1) + 0.5)
         ax.set_xticks(range(1, max(steps, 1) + 1))

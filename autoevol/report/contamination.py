@@ -33,7 +33,7 @@ class Benchmark:
 
 
 def gsm8k_test() -> Benchmark:
-    text = resources.files("autoevol.report.benchmarks").joinpath("gsm8k_test.jsonl").read_text(encoding="utf-8")
+    text = resources.files("autoevol.report").joinpath("benchmarks/gsm8k_test.jsonl").read_text(encoding="utf-8")
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     return Benchmark("gsm8k_test", tuple(f"gsm8k_test:{i}" for i in range(1, len(rows) + 1)),
                      tuple(r["question"] for r in rows))
@@ -96,12 +96,12 @@ def overlap(texts: Sequence[str], bench: Benchmark, n: int) -> Overlap:
     for i, text in enumerate(texts):
         first: Match | None = None
         for gram in ngrams(words(text), n):
-            j = owner.get(gram)
-            if j is None:
+            item = owner.get(gram)
+            if item is None:
                 continue
-            hit_items.add(j)
+            hit_items.add(item)
             if first is None:
-                first = Match(i, bench.ids[j], " ".join(gram))
+                first = Match(i, bench.ids[item], " ".join(gram))
         if first is not None:
             matches.append(first)
     return Overlap(bench.name, n, len(matches), len(hit_items), matches)
