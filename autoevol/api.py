@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 from autoevol import __version__
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
+from autoevol.data.writers import atomic_write_text
 from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, TooManyErrors
 from autoevol.evolve.outputs import write_outputs
 from autoevol.evolve.pipeline import evolve_dataset
@@ -182,18 +184,22 @@ async def _evolve_phase(
     summary = write_outputs(s.run, settings, stats, extra)
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=usage)
     s.run.set_status("finished")
-    _write_report(s.run)
+    if not _write_report(s.run):
+        summary["files"].pop("report", None)  # say where the report is only if there is one
+        atomic_write_text(s.run.output / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return EvolveResult(run_dir=s.run.path, summary=summary, usage=usage, optimization=optimization)
 
 
-def _write_report(run: RunDir) -> None:
+def _write_report(run: RunDir) -> bool:
     """output/report.html; a report that cannot be made must not fail a finished run."""
     from autoevol.report.html import write_report
 
     try:
         write_report(run.path)
-    except Exception as error:
+    except Exception as error:  # the data is written; the report is only a view of it
         run.events.emit("report_failed", error=f"{type(error).__name__}: {error}")
+        return False
+    return True
 
 
 def _chosen_by(methods: tuple[EvolvingMethod, ...]) -> str | None:

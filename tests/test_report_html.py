@@ -61,17 +61,18 @@ def test_summary_records_per_round_usage_time_metrics_and_relative_paths(run_dir
     summary = json.loads((run_dir / "output" / "summary.json").read_text(encoding="utf-8"))
     assert summary["files"] == {"evolved": "output/evolved.jsonl", "parquet": "output/evolved.parquet",
                                 "rejected": "output/rejected.jsonl", "report": "output/report.html"}
-    for entry in summary["rounds"]:
+    for counts, entry in zip(summary["rounds"], summary["per_round"], strict=True):
+        assert entry["round"] == counts["round"]
         assert entry["usage"]["calls"] > 0 and entry["seconds"] >= 0
-        assert entry["metrics"]["n"] == entry["accepted"]
-    r1, r2 = summary["rounds"]
+        assert entry["metrics"]["n"] == counts["accepted"]
+    r1, r2 = summary["per_round"]
     # The scripted evol LLM appends a sentence each round: instructions grow round over round.
     assert summary["metrics"]["seeds"]["words_mean"] < r1["metrics"]["words_mean"] < r2["metrics"]["words_mean"]
     assert r1["metrics"]["length_ratio"] > 1
     assert {(c["benchmark"], c["n"]) for c in summary["metrics"]["contamination"]} == {
         ("gsm8k_test", 13), ("gsm8k_test", 8), ("humaneval", 13), ("humaneval", 8)}
     total = sum(u["calls"] for u in summary["usage"] if u["phase"] == "evolve")
-    assert sum(r["usage"]["calls"] for r in summary["rounds"]) == total
+    assert sum(r["usage"]["calls"] for r in summary["per_round"]) == total
 
 
 def test_report_command_rewrites_the_report_with_tags_and_a_user_benchmark(

@@ -152,3 +152,13 @@ def test_stats_command_reports_and_drops(tmp_path: Path) -> None:
     assert gsm13["rows"] == 1
     assert out["written"] == {"kept": 4, "dropped": 2}
     assert len(kept.read_text().splitlines()) == 4
+
+
+def test_lambda_chart_draws_intervals_that_touch_the_bounds() -> None:
+    from autoevol.optimize.score import wilson
+    from autoevol.report.charts import LambdaPoint, lambda_chart
+
+    low, high = wilson(6, 6)  # λ = 1 on 6 items: the upper bound is 0.9999999999999999
+    assert high < 1.0
+    svg = lambda_chart([LambdaPoint(1, -1, 1.0, low, high, True), LambdaPoint(1, 0, 0.0, 0.0, 0.43, False)], 1)
+    assert svg.startswith("<svg") and "</svg>" in svg

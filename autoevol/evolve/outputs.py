@@ -105,10 +105,12 @@ def write_outputs(
     parquet = run.output / "evolved.parquet"
     write_parquet(evolved, parquet)
     problems = _write_jsonl(run.output / "rejected.jsonl", _problem_rows(run))
-    per_round = extra.pop("round_usage", {})
-    rounds = [s.to_dict() | per_round.get(s.round, {}) for s in stats]
+    usage = extra.pop("round_usage", {})
+    # `rounds` stays the counts that reconcile (identical for a resumed and an uninterrupted run);
+    # what depends on how the run went (calls, time) and the text metrics go in `per_round`.
+    per_round = [{"round": s.round, **usage.get(s.round, {})} for s in stats]
     summary = {
-        "rounds": rounds,
+        "rounds": [s.to_dict() for s in stats],
         "training_rows": training,
         "rejected_or_failed_rows": problems,
         "mix": settings.mix,
@@ -116,7 +118,8 @@ def write_outputs(
         "files": {"evolved": "output/evolved.jsonl", "parquet": "output/evolved.parquet",
                   "rejected": "output/rejected.jsonl", "report": "output/report.html"},
         **extra,
-        "metrics": _metrics(run, evolved, rounds),
+        "metrics": _metrics(run, evolved, per_round),
+        "per_round": per_round,
     }
     atomic_write_text(run.output / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary

@@ -95,7 +95,7 @@ def optimisation(run: RunData) -> dict[str, Any] | None:
     initial = run.manifest.get("config", {}).get("optimize", {}).get("initial_method", "initial")
     try:
         parent: EvolvingMethod = load_method(initial)
-    except Exception:
+    except Exception:  # a method file that moved: diff the first step against nothing
         parent = EvolvingMethod(name="unknown", template="")
     steps, points = [], []
     for record in run.steps:

@@ -52,7 +52,9 @@ def lambda_chart(points: Sequence[LambdaPoint], steps: int) -> str:
             mine = [p for p in points if p.who == who]
             xs = [p.step - 0.35 + width * (k + 0.5) for p in mine]
             ys = [p.rate for p in mine]
-            err = [[p.rate - p.low for p in mine], [p.high - p.rate for p in mine]]
+            # The Wilson bounds are clamped to [0, 1] in floats: at λ = 1 the upper bound can sit a
+            # rounding error below λ, and matplotlib refuses a negative error bar.
+            err = [[max(0.0, p.rate - p.low) for p in mine], [max(0.0, p.high - p.rate) for p in mine]]
             style: dict[str, Any] = ({"marker": "s", "color": "black"} if who < 0
                                      else {"marker": "o", "color": f"C{who % 10}"})
             ax.errorbar(xs, ys, yerr=err, linestyle="none", capsize=2, markersize=5,
