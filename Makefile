@@ -5,7 +5,14 @@ BIN    := $(VENV)/bin
 # A portable llama.cpp build (no -march=native) without the multimodal helper, which we never use.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean browser
+
+# The report's browser test drives Debian's chromium (never a browser downloaded by Playwright).
+# Installed only where apt and root are available and chromium is missing: a no-op everywhere else.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium not installed: the report's browser test will be skipped"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +23,7 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/python -m autoevol.demo
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed browser
 	$(BIN)/ruff check autoevol tests bench
 	$(BIN)/mypy autoevol
 	$(BIN)/pytest -q

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -12,6 +13,7 @@ from typing import Any
 from autoevol import __version__
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
+from autoevol.data.writers import atomic_write_text
 from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, ResumeMismatchError, TooManyErrors
 from autoevol.evolve.outputs import write_outputs
 from autoevol.evolve.pipeline import RoundStats, evolve_dataset, stored_round_stats
@@ -102,10 +104,22 @@ class _ProgressEvents:
     done: int = 0
     total: int = 0
     last: float = field(default_factory=time.monotonic)
+    # (round, started at, usage totals then): summary.json's per-round usage and wall time
+    marks: list[tuple[int, float, Any]] = field(default_factory=list)
 
     def round(self, round_: int, total: int) -> None:
         self.done, self.total = 0, total
+        self.marks.append((round_, time.monotonic(), self.s.pool.meter.total()))
         self.s.view.start(f"evolve round {round_}", total)
+
+    def per_round(self) -> dict[int, dict[str, Any]]:
+        ends = [*self.marks[1:], (0, time.monotonic(), self.s.pool.meter.total())]
+        out = {}
+        for (round_, start, before), (_, end, after) in zip(self.marks, ends, strict=True):
+            usage = {name: getattr(after, name) - getattr(before, name)
+                     for name in ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "errors")}
+            out[round_] = {"seconds": round(end - start, 2), "usage": usage}
+        return out
 
     def row(self, row: Any) -> None:
         self.done += 1
@@ -197,22 +211,41 @@ async def _evolve_phase(
         # A stop keeps what is done readable: the output files as of now, marked as partial.
         await s.pool.drain()
         stopped = {"reason": str(error), "resumable": True, "resume": f"autoevol resume {s.run.path}"}
-        write_outputs(s.run, settings, _stored_stats(s.run, settings), _run_extra(s, started, extra, stopped=stopped))
+        partial = _run_extra(s, ticker, started, extra, stopped=stopped)
+        write_outputs(s.run, settings, _stored_stats(s.run, settings), partial)
         raise
-    summary = write_outputs(s.run, settings, stats, _run_extra(s, started, extra))
+    summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, started, extra))
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
     s.run.set_status("finished")
+    if not _write_report(s.run):
+        summary["files"].pop("report", None)  # say where the report is only if there is one
+        atomic_write_text(s.run.output / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return EvolveResult(run_dir=s.run.path, summary=summary, usage=summary["usage"], optimization=optimization)
 
 
-def _run_extra(s: _Session, started: float, extra: dict[str, Any], **more: Any) -> dict[str, Any]:
-    return {"seconds": round(time.monotonic() - started, 2), "usage": s.pool.meter.snapshot(), **extra, **more}
+def _run_extra(
+    s: _Session, ticker: _ProgressEvents, started: float, extra: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    return {"seconds": round(time.monotonic() - started, 2), "usage": s.pool.meter.snapshot(),
+            "round_usage": ticker.per_round(), **extra, **more}
 
 
 def _stored_stats(run: RunDir, settings: EvolveSettings) -> list[RoundStats]:
     """Per-round counts of the units stored so far (a stopped run's rounds are partial)."""
     stats = (stored_round_stats(run, round_) for round_ in range(1, settings.rounds + 1))
     return [counts for counts in stats if counts.inputs]
+
+
+def _write_report(run: RunDir) -> bool:
+    """output/report.html; a report that cannot be made must not fail a finished run."""
+    from autoevol.report.html import write_report
+
+    try:
+        write_report(run.path)
+    except Exception as error:  # the data is written; the report is only a view of it
+        run.events.emit("report_failed", error=f"{type(error).__name__}: {error}")
+        return False
+    return True
 
 
 def _chosen_by(methods: tuple[EvolvingMethod, ...]) -> str | None:
@@ -278,6 +311,7 @@ async def optimize_async(
     async def body(s: _Session) -> OptimizeOutcome:
         outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step)
         s.run.set_status("finished")
+        _write_report(s.run)
         return outcome
 
     return await _session("optimize", source, roles, out, config, exec_settings, backends, body)

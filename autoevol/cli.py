@@ -133,7 +133,7 @@ def resume(
     exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens)
     result = guarded(lambda: api.resume(run_dir, exec_settings))
     if hasattr(result, "summary"):
-        print_summary(result.summary, quiet=quiet)
+        print_summary(result.summary, run_dir=result.run_dir, quiet=quiet)
     else:
         path = run_dir / "output" / "best_method.json"
         typer.echo(f"best method {describe_outcome(result)} -> {path}")
@@ -145,6 +145,11 @@ def _register_jobs() -> None:
     app.command()(cli_jobs.evolve)
     app.command()(cli_jobs.optimize)
     app.command("run")(cli_jobs.run)
+
+    from autoevol import cli_report
+
+    app.command()(cli_report.report)
+    app.command()(cli_report.stats)
 
 
 _register_jobs()

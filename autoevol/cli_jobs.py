@@ -124,7 +124,8 @@ def evolve(
                           exec_settings=ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
                                                      retry_failed=retry_failed, overwrite=overwrite))
 
-    print_summary(guarded(go).summary, quiet=quiet)
+    result = guarded(go)
+    print_summary(result.summary, quiet=quiet, run_dir=result.run_dir)
 
 
 def optimize(
@@ -197,7 +198,7 @@ def run(
     result = guarded(_job(locals(), with_evolve=True))
     if result.optimization is not None:
         typer.echo(f"selected method {describe_outcome(result.optimization)}")
-    print_summary(result.summary, quiet=quiet)
+    print_summary(result.summary, quiet=quiet, run_dir=result.run_dir)
 
 
 def _job(opts: dict[str, Any], *, with_evolve: bool) -> Any:

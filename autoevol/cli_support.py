@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -46,15 +47,19 @@ def model_spec(
     )
 
 
-def print_summary(summary: dict[str, Any], *, quiet: bool = False) -> None:
+def print_summary(summary: dict[str, Any], *, quiet: bool = False, run_dir: Path | None = None) -> None:
+    """`run_dir` resolves summary.json's paths, which are relative to the run directory."""
+    files = {name: str(run_dir / path) if run_dir else path for name, path in summary["files"].items()}
     for item in summary["rounds"]:
         cats = ", ".join(f"{k} {v}" for k, v in item["categories"].items()) or "none"
         typer.echo(
             f"round {item['round']}: {item['inputs']} in -> accepted {item['accepted']}, "
             f"rejected {item['rejected']}, failed {item['failed']} (reasons: {cats})"
         )
-    typer.echo(f"training rows: {summary['training_rows']} -> {summary['files']['evolved']}")
-    typer.echo(f"rejected/failed rows: {summary['rejected_or_failed_rows']} -> {summary['files']['rejected']}")
+    typer.echo(f"training rows: {summary['training_rows']} -> {files['evolved']}")
+    typer.echo(f"rejected/failed rows: {summary['rejected_or_failed_rows']} -> {files['rejected']}")
+    if "report" in files:
+        typer.echo(f"report: {files['report']}")
     if not quiet:
         typer.echo(f"wall time: {summary.get('seconds', 0):.1f}s")
 

@@ -40,7 +40,7 @@ def main() -> int:
     ))
     if result.optimization is not None:
         print(f"selected method: {describe_outcome(result.optimization)}")
-    print_summary(result.summary)
+    print_summary(result.summary, run_dir=result.run_dir)
     print(f"demo finished in {time.monotonic() - started:.0f}s; run directory: {out}")
     print("note: SmolLM2-135M is a 135M-parameter model; it often answers instead of rewriting, so most "
           "evolutions are rejected. That is expected here: use a capable model (--model openai:...) for real data.")

@@ -32,6 +32,7 @@ def test_every_template_loads_with_the_expected_variables() -> None:
         "judge_equal": {"first", "second"},
         "respond_system": set(),
         "respond_math_system": set(),
+        "tag": {"instruction"},
     }
     assert set(PROMPT_NAMES) == set(expected)
     for name in PROMPT_NAMES:

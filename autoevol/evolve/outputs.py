@@ -2,7 +2,9 @@
 
     output/evolved.jsonl     the training set (rows chosen by the `mix` setting), then .parquet
     output/rejected.jsonl    every rejected and failed row of every round, with its reason
-    output/summary.json      per-round counts that reconcile with the inputs, usage, wall time
+    output/summary.json      per-round counts that reconcile with the inputs, usage, wall time, and the
+                             data-quality metrics (text statistics per round, near-duplicates and
+                             benchmark overlap of the training set); its paths are relative to the run
 """
 
 from __future__ import annotations
@@ -73,6 +75,28 @@ def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> int:
     return count
 
 
+def _metrics(run: RunDir, evolved: Path, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """LLM-free quality figures; each round's go into its entry of `rounds` too."""
+    from autoevol.report.quality import contaminated, duplicates, set_stats
+
+    seeds: dict[str, str] = {}
+    for unit in _units(run, 1):
+        seeds[unit.row.seed_id] = next((t.content for t in unit.input_turns if t.role == "user"), "")
+    for entry in rounds:
+        accepted = [u.row.to_dict() for u in _units(run, entry["round"]) if u.row.status == "accepted"]
+        entry["metrics"] = set_stats(accepted)
+    with open(evolved, encoding="utf-8") as handle:
+        training = [json.loads(line) for line in handle]
+    dups, contam = duplicates(training, seeds), contaminated(training)
+    return {
+        "seeds": set_stats([{"instruction": text} for text in seeds.values()]),
+        "training": set_stats(training),
+        "near_duplicates": {"threshold": dups["threshold"], "within": dups["within"]["rows"],
+                            "seed_copies": dups["seed_copies"]["rows"]},
+        "contamination": [{k: o[k] for k in ("benchmark", "n", "rows", "items")} for o in contam["overlaps"]],
+    }
+
+
 def write_outputs(
     run: RunDir, settings: EvolveSettings, stats: list[RoundStats], extra: dict[str, Any]
 ) -> dict[str, Any]:
@@ -81,13 +105,21 @@ def write_outputs(
     parquet = run.output / "evolved.parquet"
     write_parquet(evolved, parquet)
     problems = _write_jsonl(run.output / "rejected.jsonl", _problem_rows(run))
+    usage = extra.pop("round_usage", {})
+    # `rounds` stays the counts that reconcile (identical for a resumed and an uninterrupted run);
+    # what depends on how the run went (calls, time) and the text metrics go in `per_round`.
+    per_round = [{"round": s.round, **usage.get(s.round, {})} for s in stats]
     summary = {
         "rounds": [s.to_dict() for s in stats],
         "training_rows": training,
         "rejected_or_failed_rows": problems,
         "mix": settings.mix,
-        "files": {"evolved": str(evolved), "parquet": str(parquet), "rejected": str(run.output / "rejected.jsonl")},
+        # Relative to the run directory, so a moved or copied run still describes itself.
+        "files": {"evolved": "output/evolved.jsonl", "parquet": "output/evolved.parquet",
+                  "rejected": "output/rejected.jsonl", "report": "output/report.html"},
         **extra,
+        "metrics": _metrics(run, evolved, per_round),
+        "per_round": per_round,
     }
     atomic_write_text(run.output / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary

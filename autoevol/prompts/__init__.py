@@ -41,6 +41,7 @@ PROMPT_NAMES: tuple[str, ...] = (
     "judge_equal",
     "respond_system",
     "respond_math_system",
+    "tag",
 )
 
 _VAR_RE = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")

@@ -220,7 +220,7 @@ class RunDir:
 #: Everything autoevol writes into a run directory; `--overwrite` removes these and nothing else.
 RUN_FILES = ("manifest.json", "state.db", "state.db-wal", "state.db-shm", "events.jsonl")
 OUTPUT_FILES = ("evolved.jsonl", "evolved.parquet", "rejected.jsonl", "summary.json", "best_method.json",
-                "optimization.json", "report.html")
+                "optimization.json", "report.html", "evolved.clean.jsonl")
 
 
 def _check_out(path: Path, overwrite: bool) -> None:
