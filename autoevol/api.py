@@ -164,6 +164,7 @@ async def _session(
     try:
         async with open_pool(exec_settings) as pool:
             invocations = Invocations(run, command, pool.meter)
+            invocations.save()  # listed even if killed before the first refresh (when the run has state)
             saver = asyncio.create_task(invocations.keep_saving())
             try:
                 return await _session_body(run, pool, specs, exec_settings, backends, invocations, body)

@@ -2,9 +2,9 @@
 
 A run resumed after kills, stops or failures is several invocations. `summary.json` must account for
 all of them (cost, retries, time), not for the last process alone, so each invocation keeps its
-figures in the run's state (`kv` key "invocations") and refreshes them every second while it runs: a
-SIGKILL loses at most the last second of accounting. A run directory that holds nothing computed gets
-no record, so a configuration mistake before the first unit still starts over cleanly.
+figures in the run's state (`kv` key "invocations") and refreshes them every 0.25 s while it runs: a
+SIGKILL loses at most that much accounting. A run directory that holds nothing computed gets no
+record, so a configuration mistake before the first unit still starts over cleanly.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from autoevol.llm.usage import UsageMeter
 from autoevol.store.run import RunDir
 
 KEY = "invocations"
-SAVE_EVERY_S = 1.0
+SAVE_EVERY_S = 0.25
 #: Usage fields that identify an entry rather than count something.
 _LABELS = ("model", "phase")
 
