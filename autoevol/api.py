@@ -14,7 +14,14 @@ from autoevol import __version__
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
 from autoevol.data.writers import atomic_write_text
-from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, ResumeMismatchError, TooManyErrors
+from autoevol.errors import (
+    AutoevolError,
+    BudgetExhausted,
+    ConfigError,
+    DataError,
+    ResumeMismatchError,
+    TooManyErrors,
+)
 from autoevol.evolve.outputs import write_outputs
 from autoevol.evolve.pipeline import RoundStats, evolve_dataset, stored_round_stats
 from autoevol.evolve.steps import Models
@@ -30,6 +37,7 @@ from autoevol.methods.method import EvolvingMethod
 from autoevol.optimize.job import OptimizeOutcome, build_optimizer, read_split, write_result
 from autoevol.optimize.records import StepRecord
 from autoevol.progress import ProgressView
+from autoevol.store.invocations import Invocations
 from autoevol.store.run import RunDir
 from autoevol.types import Completion, user
 
@@ -89,6 +97,7 @@ class _Session:
     view: ProgressView
     specs: dict[str, ModelSpec]
     backends: Mapping[str, Backend]
+    invocations: Invocations
 
     def llm(self, role: str) -> Any:
         fallback = self.backends.get("evol")
@@ -168,31 +177,47 @@ async def _session(
     run = _open_run(out, command, config, operational, source, overwrite=exec_settings.overwrite)
     try:
         async with open_pool(exec_settings) as pool:
-            with ProgressView(pool.meter, quiet=exec_settings.quiet) as view:
-                try:
-                    return await body(_Session(run, pool, view, specs, backends or {}))
-                except (BudgetExhausted, TooManyErrors) as error:
-                    await pool.drain()  # calls already sent finish and are counted before the stop is reported
-                    run.set_status("stopped", reason=str(error))
-                    run.events.emit("run_stopped", reason=str(error), usage=pool.meter.snapshot())
-                    if isinstance(error, BudgetExhausted):
-                        raise BudgetExhausted(
-                            f"{error}; what is done is in {run.output}, and `autoevol resume {run.path}` continues "
-                            "(with --max-calls N for another chunk)"
-                        ) from None
-                    raise
-                except AutoevolError as error:
-                    # Finished units stay in state.db: the same command resumes once the cause is fixed.
-                    run.set_status("failed", reason=str(error))
-                    run.events.emit("run_failed", reason=str(error), usage=pool.meter.snapshot())
-                    raise
+            invocations = Invocations(run, command, pool.meter)
+            invocations.save()  # listed even if killed before the first refresh (when the run has state)
+            saver = asyncio.create_task(invocations.keep_saving())
+            try:
+                return await _session_body(run, pool, specs, exec_settings, backends, invocations, body)
+            finally:
+                saver.cancel()
+                # A status still "running" here means an exception we do not handle (Ctrl-C...).
+                status = run.manifest.get("status", "running")
+                invocations.save("interrupted" if status == "running" else status)
     finally:
         run.close()
 
 
+async def _session_body(
+    run: RunDir, pool: ModelPool, specs: dict[str, ModelSpec], exec_settings: ExecSettings,
+    backends: Mapping[str, Backend] | None, invocations: Invocations, body: Callable[[_Session], Any],
+) -> Any:
+    with ProgressView(pool.meter, quiet=exec_settings.quiet) as view:
+        try:
+            return await body(_Session(run, pool, view, specs, backends or {}, invocations))
+        except (BudgetExhausted, TooManyErrors) as error:
+            await pool.drain()  # calls already sent finish and are counted before the stop is reported
+            run.set_status("stopped", reason=str(error))
+            run.events.emit("run_stopped", reason=str(error), usage=pool.meter.snapshot())
+            if isinstance(error, BudgetExhausted):
+                raise BudgetExhausted(
+                    f"{error}; what is done is in {run.output}, and `autoevol resume {run.path}` continues "
+                    "(with --max-calls N for another chunk)"
+                ) from None
+            raise
+        except AutoevolError as error:
+            # Finished units stay in state.db: the same command resumes once the cause is fixed.
+            run.set_status("failed", reason=str(error))
+            run.events.emit("run_failed", reason=str(error), usage=pool.meter.snapshot())
+            raise
+
+
 async def _evolve_phase(
     s: _Session, source: DataSource, methods: tuple[EvolvingMethod, ...], settings: EvolveSettings,
-    exec_settings: ExecSettings, started: float, optimization: OptimizeOutcome | None = None,
+    exec_settings: ExecSettings, optimization: OptimizeOutcome | None = None,
 ) -> EvolveResult:
     optimizer_label = s.specs["optimizer"].label if optimization is not None else _chosen_by(methods)
     models = Models(evol=s.llm("evol"), responder=s.llm("responder"), judge=s.llm("judge"),
@@ -211,10 +236,18 @@ async def _evolve_phase(
         # A stop keeps what is done readable: the output files as of now, marked as partial.
         await s.pool.drain()
         stopped = {"reason": str(error), "resumable": True, "resume": f"autoevol resume {s.run.path}"}
-        partial = _run_extra(s, ticker, started, extra, stopped=stopped)
-        write_outputs(s.run, settings, _stored_stats(s.run, settings), partial)
+        write_outputs(s.run, settings, _stored_stats(s.run, settings),
+                      _run_extra(s, ticker, extra, "stopped", stopped=stopped))
         raise
-    summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, started, extra))
+    except DataError as error:
+        # E.g. every row bad under --on-bad-row skip: what was read stays readable, each bad row in
+        # rejected.jsonl with its own error. Fixing the data changes its hash, so this run is over.
+        done = _stored_stats(s.run, settings)
+        if done:
+            stopped = {"reason": str(error), "resumable": False}
+            write_outputs(s.run, settings, done, _run_extra(s, ticker, extra, "failed", stopped=stopped))
+        raise
+    summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"))
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
     s.run.set_status("finished")
     if not _write_report(s.run):
@@ -224,10 +257,11 @@ async def _evolve_phase(
 
 
 def _run_extra(
-    s: _Session, ticker: _ProgressEvents, started: float, extra: dict[str, Any], **more: Any
+    s: _Session, ticker: _ProgressEvents, extra: dict[str, Any], status: str, **more: Any
 ) -> dict[str, Any]:
-    return {"seconds": round(time.monotonic() - started, 2), "usage": s.pool.meter.snapshot(),
-            "round_usage": ticker.per_round(), **extra, **more}
+    """Wall time and usage of the whole run (every invocation, this one as `status`), the list of
+    invocations, and this invocation's usage per round."""
+    return {**s.invocations.totals(status), "round_usage": ticker.per_round(), **extra, **more}
 
 
 def _stored_stats(run: RunDir, settings: EvolveSettings) -> list[RoundStats]:
@@ -272,10 +306,9 @@ async def evolve_async(
     """Evolve a dataset with a method (several: one picked per row and round) into `out`, resumably."""
     exec_settings = exec_settings or ExecSettings()
     config = {"methods": [m.to_dict() for m in methods], "evolve": settings.model_dump(mode="json")}
-    started = time.monotonic()
 
     async def body(s: _Session) -> EvolveResult:
-        return await _evolve_phase(s, source, methods, settings, exec_settings, started)
+        return await _evolve_phase(s, source, methods, settings, exec_settings)
 
     return await _session("evolve", source, roles, out, config, exec_settings, backends, body)
 
@@ -331,11 +364,10 @@ async def run_async(
     """Optimise a method, then evolve the whole dataset with it: one resumable run."""
     exec_settings = exec_settings or ExecSettings()
     config = {"optimize": settings.model_dump(mode="json"), "evolve": evolve_settings.model_dump(mode="json")}
-    started = time.monotonic()
 
     async def body(s: _Session) -> EvolveResult:
         outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step)
-        return await _evolve_phase(s, source, (outcome.best,), evolve_settings, exec_settings, started, outcome)
+        return await _evolve_phase(s, source, (outcome.best,), evolve_settings, exec_settings, outcome)
 
     return await _session("run", source, roles, out, config, exec_settings, backends, body)
 
@@ -356,7 +388,7 @@ def resume(
     if path is None:
         raise ResumeMismatchError(f"{run_dir}/manifest.json does not say where the data file is")
     source = DataSource(Path(path), schema=data["schema"], field=data["field"], id_field=data["id_field"],
-                        on_bad_row=data["on_bad_row"], limit=data["limit"])
+                        on_bad_row=data["on_bad_row"], limit=data["limit"], encoding=data.get("encoding"))
     specs = {role: ModelSpec(**spec) for role, spec in models.items()}
     roles = Roles(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"),
                   judge=specs.get("judge"))

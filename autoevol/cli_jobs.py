@@ -12,6 +12,7 @@ from autoevol.cli_options import (
     BadRowOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
+    EncodingOpt,
     FieldOpt,
     IdFieldOpt,
     JudgeOpt,
@@ -103,6 +104,7 @@ def evolve(
     field: FieldOpt = None,
     id_field: IdFieldOpt = None,
     on_bad_row: BadRowOpt = "fail",
+    encoding: EncodingOpt = None,
     limit: LimitOpt = None,
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
@@ -118,7 +120,8 @@ def evolve(
     def go() -> api.EvolveResult:
         roles = _roles(model, responder_model, None, base_url, api_key_env, concurrency, request_timeout, judge_model)
         settings = evolve_settings(preset, rounds=rounds, mix=mix, rule_set=rule_set, math_answers=math_answers)
-        source = DataSource(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row, limit=limit)
+        source = DataSource(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row, limit=limit,
+                            encoding=encoding)
         return api.evolve(source, methods=api.resolve_methods(method, settings), roles=roles, out=out,
                           settings=settings,
                           exec_settings=ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
@@ -150,6 +153,7 @@ def optimize(
     math_answers: MathOpt = None,
     schema: SchemaOpt = "auto",
     field: FieldOpt = None,
+    encoding: EncodingOpt = None,
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -187,6 +191,7 @@ def run(
     math_answers: MathOpt = None,
     schema: SchemaOpt = "auto",
     field: FieldOpt = None,
+    encoding: EncodingOpt = None,
     limit: LimitOpt = None,
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
@@ -218,7 +223,7 @@ def _job(opts: dict[str, Any], *, with_evolve: bool) -> Any:
         evo = evolve_settings(opts["preset"], rounds=opts.get("rounds"), mix=opts.get("mix"),
                               math_answers=opts["math_answers"])
         source = DataSource(opts["data"], schema=opts["schema"], field=opts["field"], on_bad_row="skip",
-                            limit=opts.get("limit"))
+                            limit=opts.get("limit"), encoding=opts["encoding"])
         exec_settings = ExecSettings(quiet=opts["quiet"], max_calls=opts["max_calls"], max_tokens=opts["max_tokens"],
                                      retry_failed=opts.get("retry_failed", False), overwrite=opts["overwrite"])
         if not opts["quiet"]:

@@ -54,3 +54,6 @@ BadRowOpt = Annotated[
     Literal["fail", "skip"], typer.Option("--on-bad-row", help="fail: stop at a bad row; skip: record it as failed")
 ]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="use only the first N rows")]
+EncodingOpt = Annotated[
+    str | None, typer.Option("--encoding", help="text encoding of a JSON/CSV data file, e.g. latin-1 [default: UTF-8]")
+]

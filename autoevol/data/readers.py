@@ -9,15 +9,23 @@ JSON arrays, Parquet and HF datasets. A position is the "line" of every error an
 and, when the row has no id, part of the seed id (`f"{stem}:{position}"`).
 
 A bad row (malformed JSON line, wrong field type...) is recoverable: `iter_seeds(on_bad_row="skip")`
-yields a `BadRow` for it. A broken file (missing, not UTF-8, a JSON array that stops parsing) is not:
-it always raises `DataError`.
+yields a `BadRow` for it. A broken file (missing, not UTF-8, a JSON array that stops parsing, one
+pretty-printed JSON object where rows were expected) is not: it always raises `DataError`. So is a
+file whose rows are all bad: skipping every row would "succeed" with nothing to work on.
+
+Text is UTF-8 (a UTF-8 BOM is ignored) unless `encoding=` names another codec; a file that starts
+with a UTF-16/32 byte-order mark is refused with that hint rather than read as garbage rows.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import re
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -33,6 +41,10 @@ _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "cs
 _CHUNK = 1 << 20  # characters read per step of the JSON array parser
 _MAX_PENDING = 64 << 20  # an array element larger than this is treated as malformed
 _BATCH = 1024  # rows per Arrow batch
+_HEAD = 1 << 16  # bytes looked at to describe a file too large to parse whole
+_ENCODING_HINT = "if the file uses another encoding, pass it with --encoding (e.g. --encoding latin-1)"
+_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
+         (codecs.BOM_UTF16_BE, "UTF-16"))
 
 RowItem = tuple[int, dict[str, Any] | Exception]
 OnBadRow = Literal["fail", "skip"]
@@ -41,9 +53,16 @@ OnBadRow = Literal["fail", "skip"]
 csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
 
 
-def _kind(p: Path, split: str | None) -> str:
+def _kind(p: Path, split: str | None, encoding: str | None = None) -> str:
     if not p.exists():
         raise DataError("no such file or directory", path=str(p))
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise DataError(f"unknown encoding {encoding!r}", path=str(p)) from None
+        if p.is_dir() or p.suffix.lower() == ".parquet":
+            raise DataError("an encoding applies to JSON and CSV files, not to Parquet or Arrow", path=str(p))
     if p.is_dir():
         return "hf"
     if split is not None:
@@ -61,12 +80,13 @@ def is_json_lines(path: Path) -> bool:
     return path.is_file() and _SUFFIXES.get(path.suffix.lower()) == "jsonl"
 
 
-def _as_object(raw: bytes, path: str, line: int) -> dict[str, Any] | Exception:
+def _as_object(raw: bytes | str, path: str, line: int) -> dict[str, Any] | Exception:
     """One JSON line as a dict, or the DataError describing why it is not one."""
     try:
-        value = json.loads(raw.decode("utf-8").lstrip("\ufeff"))
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        value = json.loads(text.lstrip("\ufeff"))
     except UnicodeDecodeError as e:
-        return DataError(f"not UTF-8 text ({e.reason})", path=path, line=line)
+        return DataError(f"not UTF-8 text ({e.reason}); {_ENCODING_HINT}", path=path, line=line)
     except json.JSONDecodeError as e:
         return DataError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=line)
     if not isinstance(value, dict):
@@ -74,11 +94,88 @@ def _as_object(raw: bytes, path: str, line: int) -> dict[str, Any] | Exception:
     return value
 
 
-def _iter_jsonl(p: Path) -> Iterator[RowItem]:
-    with p.open("rb") as f:
-        for line, raw in enumerate(f, start=1):
-            if raw.strip():
-                yield line, _as_object(raw, str(p), line)
+def _open_binary(p: Path, encoding: str | None) -> IO[bytes]:
+    """The file, opened once, after refusing UTF-16/32 read as UTF-8 (every line would be a bad row
+    and nothing would say why)."""
+    f = p.open("rb")
+    if encoding is None:
+        head = f.read(4)
+        f.seek(0)
+        try:
+            _check_bom(p, head)
+        except DataError:
+            f.close()
+            raise
+    return f
+
+
+def _open_text(p: Path, encoding: str | None, newline: str | None = None) -> IO[str]:
+    return io.TextIOWrapper(_open_binary(p, encoding), encoding=encoding or "utf-8-sig", newline=newline)
+
+
+def _check_bom(p: Path, head: bytes) -> None:
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            raise DataError(
+                f"{name} text (it starts with a {name} byte-order mark); save it as UTF-8, "
+                f"or pass --encoding {name.lower()}",
+                path=str(p),
+            )
+
+
+def _lines(p: Path, encoding: str | None) -> Iterator[tuple[int, bytes | str]]:
+    if encoding is None:
+        # Bytes, decoded per line: one undecodable line is a bad row, not a broken file.
+        with _open_binary(p, encoding) as f:
+            yield from enumerate(f, start=1)
+        return
+    # newline="\n": only LF ends a row, as in the bytes path (a stray CR stays inside its line).
+    with _open_text(p, encoding, newline="\n") as t:
+        yield from enumerate(t, start=1)
+
+
+def _iter_jsonl(p: Path, encoding: str | None = None) -> Iterator[RowItem]:
+    first = True
+    for line, raw in _lines(p, encoding):
+        if raw.strip():
+            item = _as_object(raw, str(p), line)
+            if first and isinstance(item, DataError) and item.detail.startswith("malformed JSON"):
+                # A first line that does not parse may be the "{" of one pretty-printed object.
+                _check_not_one_object(p, encoding)
+            first = False
+            yield line, item
+
+
+def _check_not_one_object(p: Path, encoding: str | None) -> None:
+    """Raise a DataError saying what the file is when it holds one JSON object over several lines."""
+    value: Any = None
+    lines: int | None = None
+    if p.stat().st_size <= _MAX_PENDING:
+        text = p.read_text(encoding=encoding or "utf-8-sig", errors="replace")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return  # JSON lines with a malformed first line: that row's own error says it
+        if not isinstance(value, dict):
+            return
+        lines = text.count("\n") + (not text.endswith("\n"))
+        key = next((k for k, v in value.items() if isinstance(v, list)), None)
+    else:
+        # Too large to parse for an error message: a first line that is only "{" tells enough.
+        with p.open("r", encoding=encoding or "utf-8-sig", errors="replace") as f:
+            head = f.read(_HEAD)
+        if head.strip().splitlines()[0].strip() != "{":
+            return
+        found = re.match(r'\s*\{\s*"([^"\\]+)"\s*:\s*\[', head)
+        key = found.group(1) if found else None
+    span = f"over {lines} lines" if lines else "over several lines"
+    message = f"one JSON object {span} (pretty-printed), not JSON lines or a JSON array; "
+    if key is None:
+        message += "put each row on one line (JSON lines) or in a top-level array"
+    else:
+        path = f".{key}[]" if key.isidentifier() else f".[{json.dumps(key)}][]"
+        message += f"its key {key!r} holds a list: extract it, e.g. jq -c '{path}' {p.name} > {p.stem}.jsonl"
+    raise DataError(message, path=str(p))
 
 
 class _JsonArray:
@@ -155,21 +252,21 @@ class _JsonArray:
             raise self._error("unexpected data after the JSON array", index)
 
 
-def _iter_json(p: Path) -> Iterator[RowItem]:
-    with p.open("r", encoding="utf-8-sig") as f:
+def _iter_json(p: Path, encoding: str | None = None) -> Iterator[RowItem]:
+    with _open_text(p, encoding) as f:
         array = _JsonArray(f, str(p))
         first = array.peek()
         if first == "[":
             yield from array
             return
     if first == "{":
-        yield from _iter_jsonl(p)
+        yield from _iter_jsonl(p, encoding)
     elif first is not None:
         raise DataError("expected a JSON array or JSON lines", path=str(p), line=1)
 
 
-def _iter_csv(p: Path) -> Iterator[RowItem]:
-    with p.open("r", encoding="utf-8-sig", newline="") as f:
+def _iter_csv(p: Path, encoding: str | None = None) -> Iterator[RowItem]:
+    with _open_text(p, encoding, newline="") as f:
         reader = csv.DictReader(f)
         try:
             start = 2
@@ -184,7 +281,7 @@ def _iter_csv(p: Path) -> Iterator[RowItem]:
             raise DataError(f"malformed CSV ({e})", path=str(p), line=reader.line_num) from None
 
 
-def _iter_parquet(p: Path) -> Iterator[RowItem]:
+def _iter_parquet(p: Path, encoding: str | None = None) -> Iterator[RowItem]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -247,19 +344,21 @@ def _iter_hf(p: Path, split: str | None) -> Iterator[RowItem]:
 _FILE_READERS = {"jsonl": _iter_jsonl, "json": _iter_json, "csv": _iter_csv, "parquet": _iter_parquet}
 
 
-def iter_rows(path: str | Path, *, split: str | None = None) -> Iterator[RowItem]:
+def iter_rows(path: str | Path, *, split: str | None = None, encoding: str | None = None) -> Iterator[RowItem]:
     """Stream `(position, row)`; a row that cannot be read comes as `(position, DataError)`."""
     p = Path(path)
-    kind = _kind(p, split)
+    kind = _kind(p, split, encoding)
     try:
         if kind == "hf":
             yield from _iter_hf(p, split)
         else:
-            yield from _FILE_READERS[kind](p)
+            yield from _FILE_READERS[kind](p, encoding)
     except OSError as e:
         raise DataError(f"cannot read ({e.strerror or e})", path=str(p)) from None
     except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=str(p)) from None
+        hint = f"; {_ENCODING_HINT}" if encoding is None else ""
+        name = encoding or "UTF-8"
+        raise DataError(f"not {name} text ({e.reason} at byte {e.start}){hint}", path=str(p)) from None
 
 
 def _stem(p: Path, split: str | None) -> str:
@@ -286,9 +385,13 @@ def iter_seeds(
     response_field: str | None = None,
     on_bad_row: OnBadRow = "fail",
     split: str | None = None,
+    limit: int | None = None,
+    encoding: str | None = None,
 ) -> Iterator[Seed | BadRow]:
-    """Stream the seeds of a data file. With on_bad_row="fail" the first bad row raises DataError;
-    with "skip" it is yielded as a `BadRow`. Seed ids must be unique; a repeat is a bad row."""
+    """Stream the seeds of the first `limit` rows of a data file. With on_bad_row="fail" the first bad
+    row raises DataError; with "skip" it is yielded as a `BadRow`, and if every row was bad a
+    DataError follows the last one (saying why, with a hint when they all fail alike). Seed ids
+    must be unique; a repeat is a bad row."""
     if on_bad_row not in ("fail", "skip"):
         raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
     p, path_s = Path(path), str(path)
@@ -296,7 +399,10 @@ def iter_seeds(
     parser: SeedParser | None = None
     seen: set[str] = set()
     count = 0
-    for line, row in iter_rows(p, split=split):
+    bad: list[BadRow] = []  # the first bad row, kept for the "no usable rows" message
+    kinds: set[str] = set()  # how the bad rows failed, for a hint when they all failed alike
+    usable = False
+    for line, row in islice(iter_rows(p, split=split, encoding=encoding), limit):
         count += 1
         if isinstance(row, Exception):
             error: Exception = row
@@ -323,19 +429,43 @@ def iter_seeds(
                 error = e
             else:
                 seen.add(seed.seed_id)
+                usable = True
                 yield seed
                 continue
         if on_bad_row == "fail":
             raise error
-        yield _bad_row(error, path_s, line)
+        item = _bad_row(error, path_s, line)
+        if not usable:
+            bad = bad or [item]
+            kinds.add(_failure_kind(item))
+        yield item
     if count == 0:
         raise DataError("no rows", path=path_s)
+    if not usable:
+        raise _no_usable_rows(path_s, count, bad[0], kinds)
 
 
-def count_rows(path: str | Path, *, split: str | None = None) -> int:
+def _failure_kind(bad: BadRow) -> str:
+    if bad.error.startswith("not UTF-8 text"):
+        return "encoding"
+    if bad.error.startswith("missing field") and bad.field:
+        return f"missing {bad.field}"
+    return "other"
+
+
+def _no_usable_rows(path: str, count: int, first: BadRow, kinds: set[str]) -> DataError:
+    where = f"field {first.field!r}: " if first.field else ""
+    message = f"no usable rows (all {count} rows are bad; the first, line {first.line}: {where}{first.error})"
+    kind = kinds.pop() if len(kinds) == 1 else "other"
+    if kind.startswith("missing "):  # (a not-UTF-8 row's own error already hints at --encoding)
+        message += f"; no row has the field {first.field!r}: check --field (or --schema)"
+    return DataError(message, path=path)
+
+
+def count_rows(path: str | Path, *, split: str | None = None, encoding: str | None = None) -> int:
     """Number of rows, read from metadata where the format has it (Parquet, Arrow batches)."""
     p = Path(path)
-    kind = _kind(p, split)
+    kind = _kind(p, split, encoding)
     try:
         if kind == "parquet":
             import pyarrow.parquet as pq
@@ -350,9 +480,9 @@ def count_rows(path: str | Path, *, split: str | None = None) -> int:
                 with pa.memory_map(str(file)) as source:
                     total += sum(batch.num_rows for batch in pa.ipc.open_stream(source))
             return total
-        if kind == "jsonl":
+        if kind == "jsonl" and encoding is None:
             with p.open("rb") as f:
                 return sum(1 for raw in f if raw.strip())
     except OSError as e:  # pyarrow's IO errors are OSErrors too
         raise DataError(f"cannot read ({e.strerror or e})", path=str(p)) from None
-    return sum(1 for _ in iter_rows(p))
+    return sum(1 for _ in iter_rows(p, encoding=encoding))

@@ -104,6 +104,7 @@ def _turns_from_list(r: _Row, key: str, role_key: str, content_key: str) -> tupl
     if not isinstance(items, list):
         raise r.error(f"expected a list, got {type(items).__name__}", key)
     turns: list[Turn] = []
+    raw_roles: list[tuple[Any, str]] = []  # (role as written, where), for order errors
     for i, item in enumerate(items):
         where = f"{key}[{i}]"
         if not isinstance(item, Mapping):
@@ -119,9 +120,25 @@ def _turns_from_list(r: _Row, key: str, role_key: str, content_key: str) -> tupl
         if role == "user" and not content.strip():
             raise r.error("empty user turn", f"{where}.{ckey}")
         turns.append(Turn(cast(Role, role), content))
+        raw_roles.append((raw_role, f"{where}.{rkey}"))
     if not any(t.role == "user" for t in turns):
         raise r.error("conversation has no user turn", key)
+    _check_order(r, turns, raw_roles)
     return tuple(turns)
+
+
+def _check_order(r: _Row, turns: list[Turn], raw_roles: list[tuple[Any, str]]) -> None:
+    """System turns come first, then the user speaks first: a seed's instruction is its first user
+    turn and its reference the first assistant turn, so an assistant opening (a greeting) would
+    become the reference. Repeated roles (two models answering) are kept as they are."""
+    spoken = False
+    for turn, (raw_role, where) in zip(turns, raw_roles, strict=True):
+        if turn.role == "system" and spoken:
+            raise r.error(f"a system turn ({raw_role!r}) after the conversation started", where)
+        if turn.role == "assistant" and not spoken:
+            raise r.error(f"a conversation starts with a user turn (after any system turn), got {raw_role!r}",
+                          where)
+        spoken = spoken or turn.role != "system"
 
 
 def _content(r: _Row, value: Any, where: str) -> str:

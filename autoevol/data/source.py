@@ -19,7 +19,6 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,8 @@ class DataSource:
     id_field: str | None = None
     on_bad_row: OnBadRow = "fail"
     limit: int | None = None
+    #: Text encoding of a JSON or CSV file; None reads UTF-8 (with or without a BOM).
+    encoding: str | None = None
 
     def __post_init__(self) -> None:
         if self.on_bad_row not in ("fail", "skip"):
@@ -62,9 +63,9 @@ class DataSource:
 
     def rows(self) -> Iterator[Seed | BadRow]:
         """The first `limit` rows as Seeds, or BadRows under on_bad_row="skip" ("fail" raises DataError)."""
-        items = iter_seeds(self.path, schema=self.schema, field=self.field, id_field=self.id_field,
-                           on_bad_row=self.on_bad_row)
-        return islice(items, self.limit)
+        # The limit is applied inside iter_seeds, so its "every row was bad" check sees the same rows.
+        return iter_seeds(self.path, schema=self.schema, field=self.field, id_field=self.id_field,
+                          on_bad_row=self.on_bad_row, limit=self.limit, encoding=self.encoding)
 
     def seeds(self) -> Iterator[Seed]:
         """The readable seeds among `rows()` (so `limit` counts bad rows too, as in every phase)."""
@@ -75,8 +76,10 @@ class DataSource:
         key = _state_key(self.path)
         total = _COUNTS.get(key)
         if total is None:
-            lines = self.fingerprint().lines if is_json_lines(self.path) else None
-            total = lines if lines is not None else count_rows(self.path)
+            # The hashing pass counts LF bytes, which is a row count only for the default UTF-8.
+            plain = is_json_lines(self.path) and self.encoding is None
+            lines = self.fingerprint().lines if plain else None
+            total = lines if lines is not None else count_rows(self.path, encoding=self.encoding)
             _COUNTS[key] = total
         return min(total, self.limit) if self.limit is not None else total
 
@@ -92,8 +95,10 @@ class DataSource:
     def identity(self) -> dict[str, Any]:
         """What a run's configuration hash covers: the content and how it is read, never where it lies."""
         found = self.fingerprint()
-        return {"schema": self.schema, "field": self.field, "id_field": self.id_field, "on_bad_row": self.on_bad_row,
-                "limit": self.limit, "size": found.size, "sha256": found.sha256}
+        identity = {"schema": self.schema, "field": self.field, "id_field": self.id_field,
+                    "on_bad_row": self.on_bad_row, "limit": self.limit, "size": found.size, "sha256": found.sha256}
+        # Only when given: runs started before --encoding existed keep their configuration hash.
+        return identity | ({"encoding": self.encoding} if self.encoding is not None else {})
 
     def describe(self) -> dict[str, Any]:
         """The manifest form: `identity()` plus the absolute path (`autoevol resume` reopens it)."""

@@ -11,11 +11,18 @@ rest, and like most servers it does not notice a client that gave up while its r
 Standalone (for end-to-end and kill tests):
     python -m tests.support.fake_openai_server --port 0 --script echo-last --latency 0.1
 prints `READY http://127.0.0.1:PORT/v1` once listening and `STATS {...}` when stopped (SIGTERM).
+
+Random faults (`RandomFaults`, `--p500 .2 --p429 .2 --pgarbage .05 --phang .03 --fault-seed 1`): each
+request draws its fault from a hash of the seed, its body and how many times that body was seen
+before, so a given request meets the same sequence of faults whatever the order or timing of the
+others (and whether its client was killed and resumed in between). `GET /stats?since=T` returns the
+counters, with `answered_since`: the well-formed answers finished at or after `time.monotonic()` T.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import signal
@@ -25,7 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -97,6 +104,34 @@ class Fault:
         return cls("drop", 0)
 
 
+@dataclass(frozen=True, slots=True)
+class RandomFaults:
+    """Probabilities of a fault per request, drawn deterministically per (seed, body, occurrence).
+    A hang lasts `hang_s` and then drops the connection (a client deadline should fire first)."""
+
+    p500: float = 0.0
+    p429: float = 0.0
+    pgarbage: float = 0.0
+    phang: float = 0.0
+    seed: int = 0
+    hang_s: float = 10.0
+    _seen: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def draw(self, raw: bytes) -> Fault | None:
+        """Called under the server's lock: counts this body's occurrence, returns its fault if any."""
+        body_key = hashlib.sha256(raw).hexdigest()
+        occurrence = self._seen.get(body_key, 0)
+        self._seen[body_key] = occurrence + 1
+        digest = hashlib.sha256(f"{self.seed}|{occurrence}|{body_key}".encode()).digest()
+        u = int.from_bytes(digest[:8], "big") / 2**64
+        for p, fault in ((self.p500, Fault.server_error()), (self.p429, Fault.rate_limit(None)),
+                         (self.pgarbage, Fault.malformed()), (self.phang, Fault("hang_for", 0))):
+            if u < p:
+                return fault
+            u -= p
+        return None
+
+
 def _header_value(value: float | str) -> str:
     return value if isinstance(value, str) else f"{value:g}"
 
@@ -137,6 +172,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
         elif path == "/health":
             self.send_json(200, {"status": "ok"})
+        elif path == "/stats":
+            query = self.path.partition("?")[2]
+            since = dict(part.partition("=")[::2] for part in query.split("&") if part).get("since")
+            self.send_json(200, self.server.fake.stats(float(since) if since else None))
         else:
             self.send_json(404, _error_body(f"no route {path}", 404))
 
@@ -229,6 +268,10 @@ class FakeOpenAIServer:
         self.processed = 0
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.random_faults: RandomFaults | None = None
+        self.answered = 0  # well-formed answers sent (what a client pays for)
+        self.answered_at: list[float] = []  # their time.monotonic() finish times
+        self.hanging = 0  # requests held by a hang fault right now (part of in_flight)
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
 
@@ -287,10 +330,15 @@ class FakeOpenAIServer:
         with self._lock:
             self._faults.clear()
 
-    def stats(self) -> dict[str, int]:
+    def stats(self, since: float | None = None) -> dict[str, int]:
         with self._lock:
-            return {"requests": self.requests, "processed": self.processed, "peak_in_flight": self.peak_in_flight,
-                    "in_flight": self.in_flight}
+            found = {"requests": self.requests, "processed": self.processed, "peak_in_flight": self.peak_in_flight,
+                     "in_flight": self.in_flight}
+            if self.random_faults is not None or since is not None:
+                found |= {"answered": self.answered, "hanging": self.hanging}
+            if since is not None:
+                found["answered_since"] = sum(1 for t in self.answered_at if t >= since)
+            return found
 
     # -- serving ---------------------------------------------------------------------------
     def _track(self, conn: socket.socket, *, add: bool) -> None:
@@ -321,6 +369,8 @@ class FakeOpenAIServer:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             fault = self._next_fault()
+            if fault is None and self.random_faults is not None:
+                fault = self.random_faults.draw(raw)
             self.bodies.append(body if isinstance(body, dict) else {})
             self.headers.append({k.lower(): v for k, v in handler.headers.items()})
         try:
@@ -362,7 +412,8 @@ class FakeOpenAIServer:
             return
         text, finish = _apply_limits(text, body)
         prompt = sum(_words(str(m.get("content", ""))) for m in body.get("messages", []))
-        handler.send_json(
+        self._send_counted(
+            handler,
             200,
             {
                 "id": f"chatcmpl-fake-{self.requests}",
@@ -385,9 +436,24 @@ class FakeOpenAIServer:
             },
         )
 
+    def _send_counted(self, handler: _Handler, status: int, body: dict[str, Any]) -> None:
+        handler.send_json(status, body)
+        with self._lock:
+            self.answered += 1
+            self.answered_at.append(time.monotonic())
+
     def _send_fault(self, handler: _Handler, fault: Fault, body: dict[str, Any]) -> None:
         if fault.kind == "hang":
             self._closing.wait()
+            handler.close_connection = True
+        elif fault.kind == "hang_for":
+            with self._lock:
+                self.hanging += 1
+            try:
+                self._closing.wait(self.random_faults.hang_s if self.random_faults else 0)
+            finally:
+                with self._lock:
+                    self.hanging -= 1
             handler.close_connection = True
         elif fault.kind == "drop":
             handler.close_connection = True
@@ -462,10 +528,19 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="KIND[:TIMES], served in order before normal answers; repeatable",
     )
+    parser.add_argument("--p500", type=float, default=0.0, help="probability of an HTTP 500 per request")
+    parser.add_argument("--p429", type=float, default=0.0, help="probability of an HTTP 429 per request")
+    parser.add_argument("--pgarbage", type=float, default=0.0, help="probability of a truncated 200 body")
+    parser.add_argument("--phang", type=float, default=0.0, help="probability of a request hanging --hang-seconds")
+    parser.add_argument("--hang-seconds", type=float, default=10.0)
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed of the random faults")
     args = parser.parse_args(argv)
 
     server = FakeOpenAIServer(make_reply(args.script), latency_s=args.latency, host=args.host, port=args.port,
                               max_concurrent=args.max_concurrency)
+    if args.p500 or args.p429 or args.pgarbage or args.phang:
+        server.random_faults = RandomFaults(args.p500, args.p429, args.pgarbage, args.phang, args.fault_seed,
+                                            args.hang_seconds)
     for fault, times in args.fault:
         server.inject(fault, times)
     stopping = threading.Event()
