@@ -5,7 +5,8 @@ server is not the ceiling and the benchmark measures the client.
 
     python -m bench.fast_server --script pyfile:PATH:FUNC --latency 0.1
 
-prints `READY http://127.0.0.1:PORT/v1` once listening and `STATS {"requests": N}` on SIGTERM.
+prints `READY http://127.0.0.1:PORT/v1` once listening and `STATS {"requests": N}` on SIGTERM;
+`GET /stats` answers the same counters while it runs.
 """
 
 from __future__ import annotations
@@ -49,12 +50,16 @@ def build_app(reply: Reply, latency_s: float) -> tuple[web.Application, dict[str
             await asyncio.sleep(latency_s)
         return web.Response(body=json.dumps(answer(reply, body, number)).encode(), content_type="application/json")
 
+    async def counters(_request: web.Request) -> web.Response:
+        return web.json_response(stats)
+
     async def models(_request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/stats", counters)
     return app, stats
 
 
