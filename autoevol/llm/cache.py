@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoevol.errors import CacheError
-from autoevol.sqlite_util import SQLITE_HEADER, connect, migrate, read_application_id
+from autoevol.sqlite_util import SQLITE_HEADER, GroupCommit, connect, migrate, read_application_id
 from autoevol.types import Completion, CompletionRequest, Usage
 
 KEY_VERSION = "v1"
@@ -133,8 +133,12 @@ class CacheStats:
 
 
 class ResponseCache:
-    #: Hit/miss counters are kept in memory and written with the next insert, every this many
-    #: lookups, and on stats()/close(): statistics must not cost a write transaction per request.
+    """Answers are written behind (`GroupCommit`): every answer stored during one event-loop
+    iteration goes into one transaction, committed before the loop does anything else, and a
+    lookup sees answers not yet committed. Hit/miss counters are kept in memory and written with
+    the next insert, every FLUSH_EVERY lookups, and on stats()/close(): statistics must not cost
+    a write transaction per request."""
+
     FLUSH_EVERY = 256
 
     def __init__(self, path: Path) -> None:
@@ -142,7 +146,9 @@ class ResponseCache:
         check_cache_file(path)
         self._lock = threading.Lock()
         self._pending: dict[str, int] = {}
+        self._unwritten: dict[str, tuple[str, str, str, str, str, int, int, float]] = {}
         self._lookups = 0
+        self._commit = GroupCommit(self._flush_answers)
         with _readable(path):
             self._db = connect(path)
             migrate(self._db, MIGRATIONS)
@@ -150,12 +156,16 @@ class ResponseCache:
                 self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def get(self, key: str) -> Completion | None:
+        self._commit.raise_pending()
         with self._lock, _readable(self.path):
-            row = self._db.execute(
-                "SELECT text, finish_reason, prompt_tokens, completion_tokens, model"
-                " FROM responses WHERE key = ?",
+            row: tuple[str, str, int, int, str] | None = self._db.execute(
+                "SELECT text, finish_reason, prompt_tokens, completion_tokens, model FROM responses WHERE key = ?",
                 (key,),
             ).fetchone()
+            # Not committed yet? (A committed row comes first: like INSERT OR IGNORE, the first answer wins.)
+            unwritten = self._unwritten.get(key) if row is None else None
+            if unwritten is not None:
+                row = (unwritten[3], unwritten[4], unwritten[5], unwritten[6], unwritten[2])
             if row is None:
                 self._bump(("misses", 1))
             else:
@@ -170,16 +180,18 @@ class ResponseCache:
         return Completion(text=text, finish_reason=finish, usage=usage, cached=True, model=model)
 
     def put(self, key: str, backend: str, completion: Completion) -> None:
+        self._commit.raise_pending()
         usage = completion.usage
+        with self._lock:
+            # The first answer wins, as with INSERT OR IGNORE.
+            self._unwritten.setdefault(key, (
+                key, backend, completion.model, completion.text, completion.finish_reason,
+                usage.prompt_tokens, usage.completion_tokens, time.time()))
+        self._commit.request()
+
+    def _flush_answers(self) -> None:
         with self._lock, _readable(self.path):
-            self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, backend, completion.model, completion.text, completion.finish_reason,
-                 usage.prompt_tokens, usage.completion_tokens, time.time()),
-            )
-            self._write_counters()
-            self._db.execute("COMMIT")
+            self._flush()
 
     def _bump(self, *deltas: tuple[str, int]) -> None:
         for name, delta in deltas:
@@ -194,10 +206,18 @@ class ResponseCache:
         self._pending.clear()
 
     def _flush(self) -> None:
-        if self._pending:
-            self._db.execute("BEGIN")
+        """Commit unwritten answers and counters in one transaction (the caller holds the lock)."""
+        if not self._pending and not self._unwritten:
+            return
+        rows, self._unwritten = list(self._unwritten.values()), {}
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self._write_counters()
             self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def stats(self) -> CacheStats:
         with self._lock, _readable(self.path):
@@ -219,6 +239,7 @@ class ResponseCache:
     def clear(self) -> int:
         with self._lock, _readable(self.path):
             self._pending.clear()
+            self._unwritten.clear()
             removed = self._db.execute("DELETE FROM responses").rowcount
             self._db.execute("DELETE FROM counters")
             self._db.execute("VACUUM")
@@ -227,6 +248,7 @@ class ResponseCache:
     def close(self) -> None:
         with self._lock:
             try:
+                self._commit.raise_pending()
                 with _readable(self.path):
                     self._flush()
             finally:

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -54,7 +55,12 @@ class RetryPolicy:
 
 
 class AdaptiveLimiter:
-    """A semaphore whose limit can shrink and grow while tasks hold it."""
+    """A semaphore whose limit can shrink and grow while tasks hold it.
+
+    Waiters queue in FIFO order and a freed slot is handed to exactly one of them: with hundreds
+    waiting, waking them all to re-check a condition (what `asyncio.Condition.notify_all` does)
+    would cost O(waiters) per finished request on the event loop.
+    """
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
@@ -63,21 +69,43 @@ class AdaptiveLimiter:
         self.limit = limit
         self.in_flight = 0
         self.peak_in_flight = 0
-        self._cond = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._successes = 0
         #: Bumped by every decrease: tells an answer to a request sent before it from a current one.
         self.epoch = 0
 
     async def __aenter__(self) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.in_flight < self.limit)
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        if self.in_flight < self.limit and not self._waiters:
+            self._take()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # resolved by `_hand_over`, which has already counted the slot as ours
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back()  # handed a slot at the moment we were cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
 
     async def __aexit__(self, *exc: object) -> None:
-        async with self._cond:
-            self.in_flight -= 1
-            self._cond.notify_all()
+        self._give_back()
+
+    def _take(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _give_back(self) -> None:
+        self.in_flight -= 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._take()
+                waiter.set_result(None)
 
     def shrink(self) -> None:
         self.limit = max(1, self.limit // 2)
@@ -91,6 +119,7 @@ class AdaptiveLimiter:
         if self._successes >= self.limit:
             self._successes = 0
             self.limit += 1
+            self._hand_over()
 
 
 class Endpoint:

@@ -1,9 +1,17 @@
 """The OpenAI-compatible HTTP backend (hosted OpenAI, vLLM, llama.cpp server, Ollama, ...).
 
-Contract: one non-streaming `POST {base_url}/chat/completions` per `complete()` call. The SDK's
-own retries are off and its timeout is only a far backstop: the `Endpoint` owns retries,
-deadlines and concurrency. Every SDK/httpx exception is converted to the autoevol taxonomy in
-exactly one function, `_convert_error`, and no message it builds ever contains the API key.
+Contract: one non-streaming `POST {base_url}/chat/completions` per `complete()` call, with the
+wire format of the OpenAI API (JSON body; `Authorization: Bearer KEY`; the answer's `choices`,
+`usage` and, on failure, `{"error": {"message": ...}}` with `Retry-After` headers).
+
+The transport is a bare aiohttp session, not the `openai` SDK: at hundreds of requests in flight
+the SDK's request building (pydantic transforms per call) and httpx's connection-pool bookkeeping
+(a scan of every pooled connection per request) cost more CPU than everything else autoevol does
+per call; aiohttp's pool hands out an idle connection in constant time (`bench/throughput.py`
+measures both sides). There are no client-side retries here and the socket timeouts are only a
+far backstop: the `Endpoint` owns retries, deadlines and concurrency. Every failure becomes an
+autoevol error in exactly two functions, `_convert_status` (an HTTP answer that is not 200) and
+`_convert_error` (no usable answer), and no message they build ever contains the API key.
 The identity (the cache's notion of "which server") is the base URL, never the key.
 """
 
@@ -17,9 +25,10 @@ import json
 import re
 import time
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
-import openai
+import aiohttp
 
 from autoevol.errors import (
     AuthError,
@@ -33,62 +42,57 @@ from autoevol.errors import (
 )
 from autoevol.types import Completion, CompletionRequest, Usage
 
-if TYPE_CHECKING:
-    from openai import AsyncOpenAI
-
 #: Sent when no key is configured: local servers accept anything, hosted ones answer 401.
 PLACEHOLDER_KEY = "not-set"
-#: The Endpoint's deadline fires long before this; it only stops a socket from hanging forever.
+#: The Endpoint's deadline fires long before these; they only stop a socket from hanging forever.
 _BACKSTOP_S, _CONNECT_S = 3600.0, 60.0
-_MAX_CONNECTIONS, _MAX_KEEPALIVE = 1024, 256
+#: Connections kept per session; the Endpoint's concurrency (at most 4096) is the real bound.
+_MAX_CONNECTIONS = 4096
 _CONTEXT_WORDS = re.compile(
     r"context.{0,3}(length|window|size)|context_length_exceeded|too many tokens|prompt is too long|"
     r"input is too long|exceeds? the (model'?s? )?context",
     re.IGNORECASE,
 )
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class OpenAIBackend:
-    """Chat completions over HTTP with the official `openai` SDK (client built lazily, per event loop)."""
+    """Chat completions over HTTP on one aiohttp session (built lazily, per event loop)."""
 
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or PLACEHOLDER_KEY
-        self._client: AsyncOpenAI | None = None
-        self._http: Any = None
+        self._url = self.base_url + "/chat/completions"
+        self._where = _origin(self.base_url)
+        self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        # Picklable as configuration (e.g. shipped to a worker process); clients are rebuilt there.
-        return self.__dict__ | {"_client": None, "_http": None, "_loop": None}
+        # Picklable as configuration (e.g. shipped to a worker process); the session is rebuilt there.
+        return self.__dict__ | {"_session": None, "_loop": None}
 
     @property
     def identity(self) -> str:
         return "openai:" + self.base_url
 
-    def _sdk(self) -> AsyncOpenAI:
+    def _client(self) -> aiohttp.ClientSession:
         # Built on first use so the backend stays a cheap, picklable value until it talks, and
         # rebuilt under a new event loop (a second `asyncio.run`): pooled connections belong to
-        # the loop that opened them. The SDK's HTTP library (httpx in openai 1.x, httpx2 later)
-        # supplies the value types, taken from the SDK's exports so either works.
+        # the loop that opened them.
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            limits_type = type(openai.DEFAULT_CONNECTION_LIMITS)
-            limits = limits_type(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_KEEPALIVE)
-            timeout = openai.Timeout(_BACKSTOP_S, connect=_CONNECT_S)
-            self._http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
-            self._client = openai.AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=self._api_key,
-                max_retries=0,
-                timeout=timeout,
-                http_client=self._http,
-            )
+        if self._session is None or self._loop is not loop:
+            connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, limit_per_host=0, ttl_dns_cache=300)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_S, sock_read=_BACKSTOP_S)
+            headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
+                       "Accept": "application/json", "User-Agent": "autoevol"}
+            # No cookie jar: an API is stateless, and a jar is per-response work for nothing.
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers,
+                                                  cookie_jar=aiohttp.DummyCookieJar())
             self._loop = loop
-        return self._client
+        return self._session
 
     async def complete(self, request: CompletionRequest) -> Completion:
         params: dict[str, Any] = {
@@ -104,62 +108,68 @@ class OpenAIBackend:
             params["seed"] = request.seed
         started = time.monotonic()
         try:
-            response = await self._sdk().chat.completions.create(**params)
-        except (openai.OpenAIError, ValueError, OSError) as error:
-            # ValueError: an unparsable JSON body or pydantic rejecting it; OSError: a raw socket fault.
-            raise _convert_error(error, secret=self._api_key) from None
-        return _to_completion(response, request, time.monotonic() - started)
+            async with self._client().post(self._url, data=_dumps(params).encode()) as response:
+                status, headers = response.status, response.headers
+                raw = await response.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            # ClientError: refused, reset, closed early, a truncated body, the backstop timeout
+            # (aiohttp's are TimeoutErrors too; the Endpoint's own deadline arrives as a cancellation).
+            raise _convert_error(error, where=self._where, secret=self._api_key) from None
+        if status != 200:
+            raise _convert_status(status, raw, headers, secret=self._api_key)
+        return _to_completion(raw, request, time.monotonic() - started, secret=self._api_key)
 
     async def aclose(self) -> None:
-        client, http, loop = self._client, self._http, self._loop
-        self._client = self._http = self._loop = None
-        if client is None or loop is not asyncio.get_running_loop():
+        session, loop = self._session, self._loop
+        self._session = self._loop = None
+        if session is None or loop is not asyncio.get_running_loop():
             return  # never used, or its connections died with the loop that opened them
-        await client.close()
-        await http.aclose()
+        await session.close()
 
 
-def _to_completion(response: object, request: CompletionRequest, latency_s: float) -> Completion:
-    """Read the parts we need defensively: a non-strict SDK hands back whatever the server sent."""
-    choices = getattr(response, "choices", None)
-    if not choices:
+def _to_completion(raw: bytes, request: CompletionRequest, latency_s: float, *, secret: str) -> Completion:
+    """Read the parts we need defensively: a server sends whatever it sends."""
+    try:
+        body = json.loads(raw)
+    except ValueError as error:  # also UnicodeDecodeError
+        raise TransportError(f"malformed response body: {_redact(str(error), secret)[:200]}") from None
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
         raise TransportError("malformed response: no choices")
     choice = choices[0]
-    message = getattr(choice, "message", None)
-    text = getattr(message, "content", None)
-    finish = getattr(choice, "finish_reason", None) or "unknown"
-    if text is None and isinstance(getattr(message, "refusal", None), str):
+    message = choice.get("message")
+    message = message if isinstance(message, dict) else {}
+    text = message.get("content")
+    finish = choice.get("finish_reason") or "unknown"
+    if text is None and isinstance(message.get("refusal"), str):
         # A refusal is an answer (the caller records it as a per-item failure), not a transport fault.
-        text, finish = message.refusal, "refusal"  # type: ignore[union-attr]
+        text, finish = message["refusal"], "refusal"
     if not isinstance(text, str):
         raise TransportError("malformed response: no message content")
-    usage = getattr(response, "usage", None)
+    usage = body.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
     return Completion(
         text=text,
         finish_reason=str(finish),
-        usage=Usage(
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-        ),
+        usage=Usage(prompt_tokens=_count(usage.get("prompt_tokens")),
+                    completion_tokens=_count(usage.get("completion_tokens"))),
         latency_s=latency_s,
-        model=str(getattr(response, "model", "") or request.model),
+        model=str(body.get("model") or request.model),
     )
 
 
-def _convert_error(exc: BaseException, *, secret: str | None = None) -> BackendError:
-    """The one place SDK/httpx exceptions become autoevol errors; `secret` is scrubbed from text."""
-    status = getattr(exc, "status_code", None)
-    detail = _redact(_server_message(exc), secret)
-    if isinstance(exc, openai.APIResponseValidationError | ValueError):
-        return TransportError(f"malformed response body: {detail}")
-    if isinstance(exc, openai.APITimeoutError):
-        return TransportError(f"HTTP timeout talking to {_where(exc)}: {detail}")
-    if isinstance(exc, openai.APIConnectionError | OSError):
-        cause = _redact(str(exc.__cause__ or ""), secret)
-        return TransportError(f"connection to {_where(exc)} failed: {detail}" + (f" ({cause})" if cause else ""))
-    if not isinstance(status, int):
-        return TransportError(f"{type(exc).__name__}: {detail}")
-    retry_after = _retry_after(getattr(getattr(exc, "response", None), "headers", None))
+def _count(value: object) -> int:
+    try:
+        return int(value or 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
+def _convert_status(status: int, raw: bytes, headers: Mapping[str, str] | None, *, secret: str | None = None
+                    ) -> BackendError:
+    """An HTTP answer other than 200 as an autoevol error; `secret` is scrubbed from the server's text."""
+    detail = _redact(_server_message(raw, status), secret)
+    retry_after = _retry_after(headers)
     if status == 429:
         return RateLimitError(f"rate limited (HTTP 429): {detail}", retry_after=retry_after)
     if status >= 500:
@@ -169,29 +179,51 @@ def _convert_error(exc: BaseException, *, secret: str | None = None) -> BackendE
     if status == 408:
         return TransportError(f"the server timed out reading the request (HTTP 408): {detail}")
     if status == 404:
-        return ModelNotFoundError(f"model or endpoint not found (HTTP 404): {detail}")
+        return ModelNotFoundError(f"model or endpoint not found (HTTP {status}): {detail}")
     if status in (400, 413, 422) and _CONTEXT_WORDS.search(detail):
         return ContextWindowError(f"prompt does not fit the model's context (HTTP {status}): {detail}")
+    if 200 <= status < 400:
+        return TransportError(f"unexpected HTTP {status} for a chat completion: {detail}")
     return BadRequestError(f"request rejected (HTTP {status}): {detail}")
 
 
-def _server_message(exc: BaseException) -> str:
-    """The server's own error text when it sent the OpenAI error shape, else the exception text."""
-    body = getattr(exc, "body", None)
+def _convert_error(exc: BaseException, *, where: str = "the server", secret: str | None = None) -> BackendError:
+    """A request that got no usable HTTP answer (refused, reset, cut short, timed out) as a TransportError."""
+    detail = _redact(str(exc) or type(exc).__name__, secret)[:500]
+    if isinstance(exc, TimeoutError):
+        return TransportError(f"HTTP timeout talking to {where}: {detail}")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return TransportError(f"malformed response from {where}: {detail}")
+    cause = exc.__cause__ or exc.__context__
+    extra = _redact(str(cause), secret)[:200] if cause is not None and str(cause) not in detail else ""
+    return TransportError(f"connection to {where} failed: {detail}" + (f" ({extra})" if extra else ""))
+
+
+def _server_message(raw: bytes, status: int) -> str:
+    """The server's own error text when it sent the OpenAI error shape, else the start of its body."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        text = raw[:500].decode("utf-8", "replace").strip()
+        return text or f"HTTP {status}"
     if isinstance(body, dict):
         inner = body.get("error", body)
         message = inner.get("message") if isinstance(inner, dict) else inner
         if message:
             return str(message)[:500]
-    return (str(exc) or type(exc).__name__)[:500]
+    return raw[:500].decode("utf-8", "replace")
 
 
-def _where(exc: BaseException) -> str:
-    """scheme://host:port of the failed request (never the path's query or any userinfo)."""
-    url = getattr(getattr(exc, "request", None), "url", None)
-    if url is None:
-        return "the server"
-    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+def _origin(base_url: str) -> str:
+    """scheme://host:port of the server (never a path, query or userinfo), for messages."""
+    parts = urllib.parse.urlsplit(base_url)
+    host = parts.hostname or "the server"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "") if parts.scheme else host
 
 
 def _redact(text: str, secret: str | None) -> str:

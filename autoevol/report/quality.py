@@ -6,8 +6,13 @@ the caller when a tagger model is given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import copy
+import functools
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from autoevol.report.contamination import MAX_EXAMPLES, Benchmark, contamination, default_benchmarks
 from autoevol.report.dedup import DEFAULT_THRESHOLD, near_copies_of, near_duplicates
@@ -15,7 +20,32 @@ from autoevol.report.metrics import text_stats
 
 MAX_PAIRS = 50  # duplicate pairs listed per check; the counts cover all of them
 
+F = TypeVar("F", bound=Callable[..., dict[str, Any]])
 
+
+def _memo(fn: F) -> F:
+    """Remember the last few results by a digest of the arguments: a finished run asks the same
+    questions of the same rows twice (summary.json's metrics, then the HTML report), and each
+    answer costs about a second per few thousand rows. A copy is returned, so callers may edit it."""
+    results: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            text = json.dumps([args, kwargs], sort_keys=True, ensure_ascii=False)
+        except (TypeError, ValueError):  # not plain data (a custom benchmark object): just compute
+            return fn(*args, **kwargs)
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        if key not in results:
+            results[key] = fn(*args, **kwargs)
+            while len(results) > 8:
+                results.popitem(last=False)
+        return copy.deepcopy(results[key])
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_memo
 def set_stats(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Text statistics of output rows, with each row's parent instruction for the length ratio."""
     texts = [str(r.get("instruction") or "") for r in rows]
@@ -23,6 +53,7 @@ def set_stats(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return text_stats(texts, parents).to_dict()
 
 
+@_memo
 def duplicates(rows: Sequence[Mapping[str, Any]], seeds: Mapping[str, str],
                threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
     """Near-duplicates within `rows` (round 0 seed rows are left out) and against the seeds."""
@@ -44,6 +75,7 @@ def duplicates(rows: Sequence[Mapping[str, Any]], seeds: Mapping[str, str],
     }
 
 
+@_memo
 def contaminated(rows: Sequence[Mapping[str, Any]], benchmarks: Sequence[Benchmark] | None = None) -> dict[str, Any]:
     """n-gram overlap of the rows' instructions with each benchmark; the offending rows by id."""
     benches = default_benchmarks() if benchmarks is None else benchmarks

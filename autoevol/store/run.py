@@ -24,7 +24,7 @@ from typing import Any
 from autoevol.config import config_hash
 from autoevol.data.writers import atomic_write_text
 from autoevol.errors import ConfigError, ResumeMismatchError
-from autoevol.sqlite_util import connect, migrate
+from autoevol.sqlite_util import GroupCommit, connect, migrate
 from autoevol.store.lock import RunLock
 
 SCHEMA_VERSION = 2
@@ -48,6 +48,10 @@ MIGRATIONS = [_m001_units]
 
 
 class StateDB:
+    """Finished units and key/value state. Unit writes are grouped (`GroupCommit`): every unit
+    stored during one event-loop iteration goes into one transaction, committed before the loop
+    does anything else; every read commits what is pending first, so reads see all writes."""
+
     def __init__(self, path: Path) -> None:
         try:
             self._db = connect(path)
@@ -57,20 +61,37 @@ class StateDB:
                 f"{path} is not a readable autoevol state database ({error}); the run cannot be resumed: "
                 "use a new --out, or --overwrite to start this one afresh"
             ) from None
+        self._pending: list[tuple[str, str, int, int, str, float]] = []
+        self._commit = GroupCommit(self.flush)
 
     def put(self, key: str, *, phase: str, round: int, seq: int, payload: dict[str, Any]) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?, ?, ?)",
-                (key, phase, round, seq, json.dumps(payload, ensure_ascii=False), time.time()),
-            )
+        self._commit.raise_pending()
+        self._pending.append((key, phase, round, seq, json.dumps(payload, ensure_ascii=False), time.time()))
+        self._commit.request()
+
+    def flush(self) -> None:
+        """Commit the units stored so far (the event loop does this by itself after each iteration)."""
+        self._commit.raise_pending()
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        # Explicitly one transaction: the connection autocommits, which would be one per row.
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def get(self, key: str) -> dict[str, Any] | None:
+        self.flush()
         row = self._db.execute("SELECT payload FROM units WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def keys(self, phase: str, *, skip_flagged: str | None = None) -> set[str]:
         """A phase's unit keys; with `skip_flagged`, leave out units whose payload sets that flag true."""
+        self.flush()
         sql, args = "SELECT key FROM units WHERE phase = ?", [phase]
         if skip_flagged is not None:
             sql += " AND NOT coalesce(json_extract(payload, ?), 0)"
@@ -79,10 +100,12 @@ class StateDB:
 
     def is_empty(self) -> bool:
         """Nothing computed yet: no unit and no key/value state."""
+        self.flush()
         return self._db.execute("SELECT EXISTS (SELECT 1 FROM units) OR EXISTS (SELECT 1 FROM kv)").fetchone()[0] == 0
 
     def iter_phase(self, phase: str, round: int | None = None) -> Iterator[dict[str, Any]]:
         """Payloads in (round, seq) order: the deterministic output order."""
+        self.flush()
         sql = "SELECT payload FROM units WHERE phase = ?"
         args: list[object] = [phase]
         if round is not None:
@@ -93,6 +116,7 @@ class StateDB:
 
     def count(self, phase: str, round: int | None = None, *, statuses: tuple[str, ...] | None = None) -> int:
         """Units of a phase (and round); with `statuses`, only rows whose status is one of them."""
+        self.flush()
         sql = "SELECT COUNT(*) FROM units WHERE phase = ?"
         args: list[object] = [phase]
         if round is not None:
@@ -104,15 +128,20 @@ class StateDB:
         return int(self._db.execute(sql, args).fetchone()[0])
 
     def set(self, name: str, value: Any) -> None:
+        self.flush()
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (name, json.dumps(value, ensure_ascii=False)))
 
     def read(self, name: str, default: Any = None) -> Any:
+        self.flush()
         row = self._db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row else default
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self.flush()
+        finally:
+            self._db.close()
 
 
 class EventLog:
