@@ -29,11 +29,13 @@ from autoevol.executor import LocalExecutor
 from autoevol.home import cache_path
 from autoevol.llm.base import Backend
 from autoevol.llm.cache import ResponseCache
+from autoevol.llm.client import LLM
 from autoevol.llm.pool import ModelPool
 from autoevol.llm.spec import ModelSpec
 from autoevol.llm.usage import Budget, UsageMeter
 from autoevol.methods import load_method
 from autoevol.methods.method import EvolvingMethod
+from autoevol.optimize.estimate import Estimate, estimate
 from autoevol.optimize.job import OptimizeOutcome, build_optimizer, read_split, write_result
 from autoevol.optimize.records import StepRecord
 from autoevol.progress import ProgressView
@@ -99,7 +101,7 @@ class _Session:
     backends: Mapping[str, Backend]
     invocations: Invocations
 
-    def llm(self, role: str) -> Any:
+    def llm(self, role: str) -> LLM:
         fallback = self.backends.get("evol")
         return self.pool.llm(self.specs[role], backend=self.backends.get(role, fallback))
 
@@ -372,15 +374,10 @@ async def run_async(
     return await _session("run", source, roles, out, config, exec_settings, backends, body)
 
 
-def evolve(source: DataSource, **kwargs: Any) -> EvolveResult:
-    """Synchronous wrapper of `evolve_async` for scripts and the CLI."""
-    return asyncio.run(evolve_async(source, **kwargs))
-
-
-def resume(
+async def resume_async(
     run_dir: Path, exec_settings: ExecSettings | None = None, backends: Mapping[str, Backend] | None = None
-) -> Any:
-    """Finish a run with exactly the configuration its manifest recorded."""
+) -> EvolveResult | OptimizeOutcome:
+    """Finish a run with exactly the configuration its manifest recorded (an `optimize` run gives its outcome)."""
     manifest = RunDir.load_manifest(run_dir)
     config, models = manifest["config"], manifest.get("operational", {}).get("models", {})
     data = config["data"]
@@ -388,19 +385,20 @@ def resume(
     if path is None:
         raise ResumeMismatchError(f"{run_dir}/manifest.json does not say where the data file is")
     source = DataSource(Path(path), schema=data["schema"], field=data["field"], id_field=data["id_field"],
-                        on_bad_row=data["on_bad_row"], limit=data["limit"], encoding=data.get("encoding"))
+                        on_bad_row=data["on_bad_row"], limit=data["limit"], encoding=data.get("encoding"),
+                        split=data.get("split"))
     specs = {role: ModelSpec(**spec) for role, spec in models.items()}
     roles = Roles(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"),
                   judge=specs.get("judge"))
     evo = EvolveSettings(**config["evolve"])
-    common: dict[str, Any] = {"roles": roles, "out": run_dir, "exec_settings": exec_settings, "backends": backends}
     if manifest["command"] == "evolve":
         methods = tuple(EvolvingMethod.from_dict(m) for m in config["methods"])
-        return evolve(source, methods=methods, settings=evo, **common)
+        return await evolve_async(source, methods=methods, settings=evo, roles=roles, out=run_dir,
+                                  exec_settings=exec_settings, backends=backends)
     opt = OptimizeSettings(**config["optimize"])
-    if manifest["command"] == "optimize":
-        return asyncio.run(optimize_async(source, settings=opt, evolve_settings=evo, **common))
-    return asyncio.run(run_async(source, settings=opt, evolve_settings=evo, **common))
+    call = optimize_async if manifest["command"] == "optimize" else run_async
+    return await call(source, settings=opt, evolve_settings=evo, roles=roles, out=run_dir,
+                      exec_settings=exec_settings, backends=backends)
 
 
 def served_model_spec(base_url: str, api_key_env: str | None = None) -> str:
@@ -426,11 +424,11 @@ async def ping(spec: ModelSpec, prompt: str, *, max_tokens: int = 64) -> Complet
         return await pool.llm(spec).chat([user(prompt)], phase="ping", max_tokens=max_tokens)
 
 
-def estimate_for(source: DataSource, opt: OptimizeSettings | None, evo: EvolveSettings, *, with_evolve: bool) -> Any:
+def estimate_for(
+    source: DataSource, opt: OptimizeSettings | None, evo: EvolveSettings, *, with_evolve: bool
+) -> Estimate:
     """The pre-run cost estimate, from the settings and the first 50 rows of the data."""
     from itertools import islice
-
-    from autoevol.optimize.estimate import estimate
 
     n = source.count() if with_evolve else 0
     # The sample skips bad rows whatever the policy: a bad row is the run's business, not the estimate's.

@@ -41,7 +41,7 @@ class Fingerprint:
 
 # Per process, keyed by (resolved path, file state): one hash and one count per file version.
 _FINGERPRINTS: dict[tuple[str, tuple[Any, ...]], Fingerprint] = {}
-_COUNTS: dict[tuple[str, tuple[Any, ...]], int] = {}
+_COUNTS: dict[tuple[str, tuple[Any, ...], str | None], int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,8 @@ class DataSource:
     limit: int | None = None
     #: Text encoding of a JSON or CSV file; None reads UTF-8 (with or without a BOM).
     encoding: str | None = None
+    #: The split of a saved Hugging Face DatasetDict; None reads "train" (or the only split).
+    split: str | None = None
 
     def __post_init__(self) -> None:
         if self.on_bad_row not in ("fail", "skip"):
@@ -65,7 +67,7 @@ class DataSource:
         """The first `limit` rows as Seeds, or BadRows under on_bad_row="skip" ("fail" raises DataError)."""
         # The limit is applied inside iter_seeds, so its "every row was bad" check sees the same rows.
         return iter_seeds(self.path, schema=self.schema, field=self.field, id_field=self.id_field,
-                          on_bad_row=self.on_bad_row, limit=self.limit, encoding=self.encoding)
+                          on_bad_row=self.on_bad_row, limit=self.limit, encoding=self.encoding, split=self.split)
 
     def seeds(self) -> Iterator[Seed]:
         """The readable seeds among `rows()` (so `limit` counts bad rows too, as in every phase)."""
@@ -73,13 +75,13 @@ class DataSource:
 
     def count(self) -> int:
         """How many rows `rows()` yields, bad rows included; read from metadata where the format has it."""
-        key = _state_key(self.path)
+        key = (*_state_key(self.path), self.split)  # a DatasetDict's splits differ in length
         total = _COUNTS.get(key)
         if total is None:
             # The hashing pass counts LF bytes, which is a row count only for the default UTF-8.
             plain = is_json_lines(self.path) and self.encoding is None
             lines = self.fingerprint().lines if plain else None
-            total = lines if lines is not None else count_rows(self.path, encoding=self.encoding)
+            total = lines if lines is not None else count_rows(self.path, encoding=self.encoding, split=self.split)
             _COUNTS[key] = total
         return min(total, self.limit) if self.limit is not None else total
 
@@ -98,7 +100,8 @@ class DataSource:
         identity = {"schema": self.schema, "field": self.field, "id_field": self.id_field,
                     "on_bad_row": self.on_bad_row, "limit": self.limit, "size": found.size, "sha256": found.sha256}
         # Only when given: runs started before --encoding existed keep their configuration hash.
-        return identity | ({"encoding": self.encoding} if self.encoding is not None else {})
+        optional = {"encoding": self.encoding, "split": self.split}
+        return identity | {name: value for name, value in optional.items() if value is not None}
 
     def describe(self) -> dict[str, Any]:
         """The manifest form: `identity()` plus the absolute path (`autoevol resume` reopens it)."""

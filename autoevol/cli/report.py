@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from autoevol.cli_options import ApiKeyEnvOpt, BaseUrlOpt, ConcurrencyOpt, FieldOpt, TimeoutOpt
-from autoevol.cli_support import guarded, model_spec
+from autoevol.cli.options import ApiKeyEnvOpt, BaseUrlOpt, ConcurrencyOpt, FieldOpt, TimeoutOpt
+from autoevol.cli.support import guarded, model_spec
 
 TaggerOpt = Annotated[str | None, typer.Option(
     "--tagger-model", help="model that tags instructions (InsTag-style complexity and diversity); off if unset")]
