@@ -38,6 +38,7 @@ from autoevol.methods.method import EvolvingMethod
 from autoevol.optimize.estimate import Estimate, estimate
 from autoevol.optimize.job import OptimizeOutcome, build_optimizer, read_split, write_result
 from autoevol.optimize.records import StepRecord
+from autoevol.optimize.split import Split
 from autoevol.progress import ProgressView
 from autoevol.store.invocations import Invocations
 from autoevol.store.run import RunDir
@@ -174,7 +175,7 @@ async def _session(
     config = {"autoevol": __version__, "data": source.identity(),
               "models": {role: spec.semantic() for role, spec in specs.items()}, **config}
     # The path is not part of the identity: the same bytes elsewhere (another node, a checkout) resume.
-    operational = {"data": {"path": str(source.path.resolve())},
+    operational = {"data": {"path": str(source.path.resolve()), "detected": source.detected()},
                    "models": {role: spec.model_dump(mode="json") for role, spec in specs.items()}}
     run = _open_run(out, command, config, operational, source, overwrite=exec_settings.overwrite)
     try:
@@ -239,7 +240,7 @@ async def _evolve_phase(
         await s.pool.drain()
         stopped = {"reason": str(error), "resumable": True, "resume": f"autoevol resume {s.run.path}"}
         write_outputs(s.run, settings, _stored_stats(s.run, settings),
-                      _run_extra(s, ticker, extra, "stopped", stopped=stopped))
+                      _run_extra(s, ticker, extra, "stopped", stopped=stopped), exec_settings.export)
         raise
     except DataError as error:
         # E.g. every row bad under --on-bad-row skip: what was read stays readable, each bad row in
@@ -247,9 +248,10 @@ async def _evolve_phase(
         done = _stored_stats(s.run, settings)
         if done:
             stopped = {"reason": str(error), "resumable": False}
-            write_outputs(s.run, settings, done, _run_extra(s, ticker, extra, "failed", stopped=stopped))
+            write_outputs(s.run, settings, done, _run_extra(s, ticker, extra, "failed", stopped=stopped),
+                          exec_settings.export)
         raise
-    summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"))
+    summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"), exec_settings.export)
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
     s.run.set_status("finished")
     if not _write_report(s.run):
@@ -422,6 +424,36 @@ async def ping(spec: ModelSpec, prompt: str, *, max_tokens: int = 64) -> Complet
     """One uncached completion, to check a model answers."""
     async with open_pool(ExecSettings(), use_cache=False) as pool:
         return await pool.llm(spec).chat([user(prompt)], phase="ping", max_tokens=max_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class DryRun:
+    """What a run would read and roughly cost, found without a single request."""
+
+    data: dict[str, Any]  # `DataSource.describe()`
+    detected: dict[str, Any]  # `DataSource.detected()`
+    rows: int  # rows the run will see (after --limit), bad rows included
+    bad_rows: int
+    split: Split | None  # the optimisation's dev/train split (optimize, run)
+    estimate: Estimate
+
+
+def dry_run(source: DataSource, opt: OptimizeSettings | None, evo: EvolveSettings, *, with_evolve: bool) -> DryRun:
+    """Validate the data as the run would (a bad row under on_bad_row="fail" raises DataError), make
+    the optimisation split, then estimate; nothing is sent to any model."""
+    from autoevol.data.records import BadRow
+
+    if not source.path.exists():
+        raise ConfigError(f"data file not found: {source.path}")
+    rows = bad = 0
+    for item in source.rows():  # validation first: an estimate of unreadable data would mislead
+        rows += 1
+        bad += isinstance(item, BadRow)
+    split = read_split(source, opt, evo.seed) if opt is not None else None
+    if opt is not None:
+        load_method(opt.initial_method)  # a missing method file is found now, not after paying for a split
+    return DryRun(source.describe(), source.detected(), rows, bad, split,
+                  estimate_for(source, opt, evo, with_evolve=with_evolve))
 
 
 def estimate_for(

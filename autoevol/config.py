@@ -17,6 +17,7 @@ from autoevol.errors import ConfigError
 
 Mix = Literal["last", "all", "last+seed", "all+seed"]
 OnBadRow = Literal["fail", "skip"]
+Export = Literal["alpaca", "sharegpt"]
 RuleSetName = Literal["paper", "extended", "default", "elimination", "none"]
 S = TypeVar("S", bound=BaseModel)
 
@@ -95,6 +96,22 @@ class ExecSettings(_Frozen):
     )
     max_consecutive_errors: int = Field(
         25, ge=1, description="stop (resumably) after this many rows in a row fail on model errors"
+    )
+    export: tuple[Export, ...] = Field(
+        (), description="also write the training set as output/evolved.FORMAT.jsonl (alpaca, sharegpt); repeatable"
+    )
+
+
+class PlanOptions(_Frozen):
+    """Options about a command rather than a run: they decide nothing that is recorded."""
+
+    dry_run: bool = Field(
+        False, description="validate the data, print the detected schema, the split and the estimate; send nothing"
+    )
+    price_in: float | None = Field(None, ge=0, description="$ per million prompt tokens, to price the estimate")
+    price_out: float | None = Field(None, ge=0, description="$ per million completion tokens, to price the estimate")
+    config: str | None = Field(
+        None, description="TOML file of option values (keys as the long option names); the command line wins"
     )
 
 

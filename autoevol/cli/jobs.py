@@ -1,7 +1,8 @@
 """The three job commands: `evolve`, `optimize` and `run` (optimise, then evolve everything).
 
 Each command turns its options into typed settings and makes one call into `autoevol.api`; the
-coroutine runs here, at the edge, under `guarded` (one line per error, an exit code).
+coroutine runs here, at the edge, under `guarded` (one line per error, an exit code). `--dry-run`
+makes `api.dry_run` the call instead: the data is read and checked, nothing is sent.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ from autoevol.cli.options import (
     BatchOpt,
     CandidatesOpt,
     ConcurrencyOpt,
+    ConfigOpt,
+    DataArg,
     DevSizeOpt,
+    DryRunOpt,
     EncodingOpt,
+    ExportFormat,
+    ExportOpt,
     FieldOpt,
     IdFieldOpt,
     InitialOpt,
@@ -37,6 +43,8 @@ from autoevol.cli.options import (
     PatienceOpt,
     PoolOpt,
     PresetOpt,
+    PriceInOpt,
+    PriceOutOpt,
     QuietOpt,
     ResponderOpt,
     RetryFailedOpt,
@@ -44,18 +52,27 @@ from autoevol.cli.options import (
     RuleSetOpt,
     SchemaOpt,
     ScreenOpt,
+    SplitOpt,
     StepsOpt,
     TimeoutOpt,
     TrajectoryOpt,
 )
-from autoevol.cli.support import describe_outcome, guarded, model_spec, print_step, print_summary
+from autoevol.cli.support import (
+    describe_outcome,
+    guarded,
+    model_spec,
+    print_data,
+    print_dry_run,
+    print_step,
+    print_summary,
+)
 
 if TYPE_CHECKING:  # the API stack loads only when a command runs, so `--help` stays fast
     from autoevol.api import Roles
+    from autoevol.config import Export
     from autoevol.data.source import DataSource
     from autoevol.llm.spec import ModelSpec
 
-DataArg = Annotated[Path, typer.Argument(help="JSONL, JSON, CSV, Parquet or a saved HF datasets directory")]
 MethodOpt = Annotated[
     str | None, typer.Option("--method", help="built-in method name or a method file [default: initial]")
 ]
@@ -96,14 +113,18 @@ def roles(
 
 def source(
     data: Path, *, schema: str, field: str | None, id_field: str | None, on_bad_row: str, limit: int | None,
-    encoding: str | None,
+    encoding: str | None, split: str | None,
 ) -> DataSource:
+    from autoevol.data.hub import is_hub_name, local_copy
     from autoevol.data.readers import OnBadRow
     from autoevol.data.source import DataSource
 
     policy: OnBadRow = "skip" if on_bad_row == "skip" else "fail"  # typer has checked the choice already
+    if is_hub_name(str(data)):
+        # A local copy of the split: the run hashes, resumes and re-reads a file like any other.
+        data, split = local_copy(str(data), split), None
     return DataSource(data, schema=schema, field=field, id_field=id_field, on_bad_row=policy, limit=limit,
-                      encoding=encoding)
+                      encoding=encoding, split=split)
 
 
 def evolve(
@@ -127,25 +148,41 @@ def evolve(
     id_field: IdFieldOpt = None,
     on_bad_row: BadRowOpt = "fail",
     encoding: EncodingOpt = None,
+    split: SplitOpt = None,
     limit: LimitOpt = None,
+    export: ExportOpt = None,
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
     retry_failed: RetryFailedOpt = False,
     overwrite: OverwriteOpt = False,
+    dry_run: DryRunOpt = False,
+    price_in: PriceInOpt = None,
+    price_out: PriceOutOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Evolve every seed with one method, answer it, filter failures; resumable in --out."""
     from autoevol import api
     from autoevol.config import ExecSettings, evolve_settings
 
+    settings = guarded(lambda: evolve_settings(preset, rounds=rounds, mix=mix, rule_set=rule_set,
+                                               math_answers=math_answers))
+    seeds = guarded(lambda: source(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row,
+                                   limit=limit, encoding=encoding, split=split))
+    if dry_run:
+        def plan() -> api.DryRun:
+            api.resolve_methods(method, settings)  # a wrong --method is found now, before any estimate
+            return api.dry_run(seeds, None, settings, with_evolve=True)
+
+        return print_dry_run(guarded(plan), price_in, price_out)
+
     def go() -> api.EvolveResult:
-        settings = evolve_settings(preset, rounds=rounds, mix=mix, rule_set=rule_set, math_answers=math_answers)
-        seeds = source(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row, limit=limit,
-                       encoding=encoding)
         models = roles(model, responder=responder_model, judge=judge_model, base_url=base_url,
                        api_key_env=api_key_env, concurrency=concurrency, timeout=request_timeout)
         exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
-                                     retry_failed=retry_failed, overwrite=overwrite)
+                                     retry_failed=retry_failed, overwrite=overwrite, export=exports(export))
+        if not quiet:
+            print_data(seeds)
         return asyncio.run(api.evolve_async(seeds, methods=api.resolve_methods(method, settings), roles=models,
                                             out=out, settings=settings, exec_settings=exec_settings))
 
@@ -172,32 +209,46 @@ def optimize(
     screen_size: ScreenOpt = None,
     initial_method: InitialOpt = None,
     trajectory_rounds: TrajectoryOpt = None,
+    rule_set: RuleSetOpt = None,
     math_answers: MathOpt = None,
     schema: SchemaOpt = "auto",
     field: FieldOpt = None,
+    id_field: IdFieldOpt = None,
+    on_bad_row: BadRowOpt = "fail",
     encoding: EncodingOpt = None,
+    split: SplitOpt = None,
+    limit: LimitOpt = None,
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
     overwrite: OverwriteOpt = False,
+    dry_run: DryRunOpt = False,
+    price_in: PriceInOpt = None,
+    price_out: PriceOutOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Search for the evolving method with the lowest dev failure rate; writes output/best_method.json."""
     from autoevol import api
     from autoevol.config import ExecSettings, evolve_settings, optimize_settings
     from autoevol.optimize.job import OptimizeOutcome
 
+    opt = guarded(lambda: optimize_settings(
+        preset, steps=steps, candidates=candidates, dev_size=dev_size, batch_size=batch_size, pool_size=pool_size,
+        patience=patience, screen_size=screen_size, initial_method=initial_method,
+        trajectory_rounds=trajectory_rounds, rule_set=rule_set))
+    evo = guarded(lambda: evolve_settings(preset, math_answers=math_answers))
+    seeds = guarded(lambda: source(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row,
+                                   limit=limit, encoding=encoding, split=split))
+    if dry_run:
+        return print_dry_run(guarded(lambda: api.dry_run(seeds, opt, evo, with_evolve=False)), price_in, price_out)
+
     def go() -> OptimizeOutcome:
-        opt = optimize_settings(preset, steps=steps, candidates=candidates, dev_size=dev_size, batch_size=batch_size,
-                                pool_size=pool_size, patience=patience, screen_size=screen_size,
-                                initial_method=initial_method, trajectory_rounds=trajectory_rounds)
-        evo = evolve_settings(preset, math_answers=math_answers)
-        seeds = source(data, schema=schema, field=field, id_field=None, on_bad_row="skip", limit=None,
-                       encoding=encoding)
         models = roles(model, optimizer=optimizer_model, base_url=base_url, api_key_env=api_key_env,
                        concurrency=concurrency, timeout=request_timeout)
         exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens, overwrite=overwrite)
         if not quiet:
-            print_estimate(api.estimate_for(seeds, opt, evo, with_evolve=False).lines())
+            print_data(seeds)
+            print_estimate(api.estimate_for(seeds, opt, evo, with_evolve=False).lines(price_in, price_out))
         return asyncio.run(api.optimize_async(seeds, roles=models, out=out, settings=opt, evolve_settings=evo,
                                               exec_settings=exec_settings, on_step=None if quiet else print_step))
 
@@ -228,34 +279,49 @@ def run(
     trajectory_rounds: TrajectoryOpt = None,
     rounds: RoundsOpt = None,
     mix: MixOpt = None,
+    rule_set: RuleSetOpt = None,
     math_answers: MathOpt = None,
     schema: SchemaOpt = "auto",
     field: FieldOpt = None,
+    id_field: IdFieldOpt = None,
+    on_bad_row: BadRowOpt = "fail",
     encoding: EncodingOpt = None,
+    split: SplitOpt = None,
     limit: LimitOpt = None,
+    export: ExportOpt = None,
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
     retry_failed: RetryFailedOpt = False,
     overwrite: OverwriteOpt = False,
+    dry_run: DryRunOpt = False,
+    price_in: PriceInOpt = None,
+    price_out: PriceOutOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Optimise an evolving method, then evolve the whole dataset with it (one resumable run)."""
     from autoevol import api
     from autoevol.config import ExecSettings, evolve_settings, optimize_settings
 
+    # --rule-set judges both phases alike: λ measures the filter the final pass will apply.
+    opt = guarded(lambda: optimize_settings(
+        preset, steps=steps, candidates=candidates, dev_size=dev_size, batch_size=batch_size, pool_size=pool_size,
+        patience=patience, screen_size=screen_size, initial_method=initial_method,
+        trajectory_rounds=trajectory_rounds, rule_set=rule_set))
+    evo = guarded(lambda: evolve_settings(preset, rounds=rounds, mix=mix, rule_set=rule_set, math_answers=math_answers))
+    seeds = guarded(lambda: source(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row,
+                                   limit=limit, encoding=encoding, split=split))
+    if dry_run:
+        return print_dry_run(guarded(lambda: api.dry_run(seeds, opt, evo, with_evolve=True)), price_in, price_out)
+
     def go() -> api.EvolveResult:
-        opt = optimize_settings(preset, steps=steps, candidates=candidates, dev_size=dev_size, batch_size=batch_size,
-                                pool_size=pool_size, patience=patience, screen_size=screen_size,
-                                initial_method=initial_method, trajectory_rounds=trajectory_rounds)
-        evo = evolve_settings(preset, rounds=rounds, mix=mix, math_answers=math_answers)
-        seeds = source(data, schema=schema, field=field, id_field=None, on_bad_row="skip", limit=limit,
-                       encoding=encoding)
         models = roles(model, responder=responder_model, optimizer=optimizer_model, judge=judge_model,
                        base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=request_timeout)
         exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
-                                     retry_failed=retry_failed, overwrite=overwrite)
+                                     retry_failed=retry_failed, overwrite=overwrite, export=exports(export))
         if not quiet:
-            print_estimate(api.estimate_for(seeds, opt, evo, with_evolve=True).lines())
+            print_data(seeds)
+            print_estimate(api.estimate_for(seeds, opt, evo, with_evolve=True).lines(price_in, price_out))
         return asyncio.run(api.run_async(seeds, roles=models, out=out, settings=opt, evolve_settings=evo,
                                          exec_settings=exec_settings, on_step=None if quiet else print_step))
 
@@ -263,6 +329,10 @@ def run(
     if result.optimization is not None:
         typer.echo(f"selected method {describe_outcome(result.optimization)}")
     print_summary(result.summary, quiet=quiet, run_dir=result.run_dir)
+
+
+def exports(formats: list[ExportFormat] | None) -> tuple[Export, ...]:
+    return tuple("alpaca" if f is ExportFormat.alpaca else "sharegpt" for f in formats or ())
 
 
 def print_estimate(lines: list[str]) -> None:

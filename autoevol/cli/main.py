@@ -20,11 +20,50 @@ from autoevol.cli.options import (
 )
 from autoevol.cli.support import describe_outcome, guarded, model_spec
 
-app = typer.Typer(help="Auto Evol-Instruct: evolve instruction data with automatically optimised methods.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+# rich_markup_mode=None: click's plain help wraps long option names instead of truncating them at 80 columns.
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 methods_app = typer.Typer(help="List and show evolving methods.", no_args_is_help=True)
 app.add_typer(cache.app, name="cache")
 app.add_typer(methods_app, name="methods")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from autoevol import __version__
+
+        typer.echo(f"autoevol {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Auto Evol-Instruct: evolve instruction data with automatically optimised methods."""
+
+
+@app.command()
+def presets() -> None:
+    """Every preset's resolved settings: the defaults --preset gives the options left unset."""
+    from autoevol.config import PRESETS, EvolveSettings, OptimizeSettings, evolve_settings, optimize_settings
+
+    names = list(PRESETS)
+    for section, model, resolve in (("evolve", EvolveSettings, evolve_settings),
+                                    ("optimize", OptimizeSettings, optimize_settings)):
+        resolved = [resolve(name).model_dump(mode="json") for name in names]
+        typer.echo(f"{section:<24}" + "".join(f"{name:>15}" for name in names))
+        for field_name in model.model_fields:
+            cells = [_cell(values[field_name]) for values in resolved]
+            typer.echo(f"  {field_name:<22}" + "".join(f"{cell:>15}" for cell in cells))
+        typer.echo("")
+    typer.echo("an option given on the command line (or in --config) overrides its preset value")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list):  # evol-instruct's six operations would not fit a column
+        return f"{len(value)} methods" if value else "-"
+    return "-" if value is None else str(value)
 
 @app.command()
 def ping(
@@ -59,7 +98,7 @@ def methods_list() -> None:
 
 @methods_app.command("show")
 def methods_show(
-    name: Annotated[str, typer.Argument(help="built-in name, a .txt template or a saved .json method")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="built-in name, a .txt template or a saved .json method")],
     instruction: Annotated[str, typer.Option(help="example instruction to render with")] = (
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
         "How many clips did Natalia sell altogether in April and May?"
@@ -75,7 +114,7 @@ def methods_show(
 
 @app.command()
 def resume(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory made by evolve/optimize/run")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run directory made by evolve/optimize/run")],
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,

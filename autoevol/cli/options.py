@@ -6,12 +6,25 @@ Python API and `autoevol presets` describe a setting in the same words.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
-from autoevol.config import DataOptions, EvolveSettings, ExecSettings, ModelOptions, OptimizeSettings, describe
+from autoevol.cli.support import load_config
+from autoevol.config import (
+    DataOptions,
+    EvolveSettings,
+    ExecSettings,
+    ModelOptions,
+    OptimizeSettings,
+    PlanOptions,
+    describe,
+)
+
+DataArg = Annotated[Path, typer.Argument(
+    metavar="DATA", help="JSONL, JSON, CSV, Parquet, a saved HF datasets directory, or hf:NAME (needs `datasets`)")]
 
 ModelOpt = Annotated[
     str | None, typer.Option("--model", "--evol-model", "-m", help=describe(ModelOptions, "model"))
@@ -33,7 +46,7 @@ TimeoutOpt = Annotated[
 ]
 
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="run directory (created, or resumed if it exists)")]
-PresetOpt = Annotated[str, typer.Option("--preset", help="paper | default | demo | evol-instruct")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="paper | default | demo | evol-instruct (`autoevol presets`)")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help=describe(ExecSettings, "overwrite"))]
 RetryFailedOpt = Annotated[bool, typer.Option("--retry-failed", help=describe(ExecSettings, "retry_failed"))]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help=describe(ExecSettings, "quiet"))]
@@ -46,6 +59,22 @@ IdFieldOpt = Annotated[str | None, typer.Option("--id-field", help=describe(Data
 BadRowOpt = Annotated[Literal["fail", "skip"], typer.Option("--on-bad-row", help=describe(DataOptions, "on_bad_row"))]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help=describe(DataOptions, "limit"))]
 EncodingOpt = Annotated[str | None, typer.Option("--encoding", help=describe(DataOptions, "encoding"))]
+
+SplitOpt = Annotated[str | None, typer.Option("--split", help=describe(DataOptions, "split"))]
+
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=describe(PlanOptions, "dry_run"))]
+PriceInOpt = Annotated[float | None, typer.Option("--price-in", min=0, help=describe(PlanOptions, "price_in"))]
+PriceOutOpt = Annotated[float | None, typer.Option("--price-out", min=0, help=describe(PlanOptions, "price_out"))]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", metavar="FILE.toml", is_eager=True, callback=load_config, help=describe(PlanOptions, "config"))]
+
+
+class ExportFormat(StrEnum):  # typer takes a list of enums, not of literals
+    alpaca = "alpaca"
+    sharegpt = "sharegpt"
+
+
+ExportOpt = Annotated[list[ExportFormat] | None, typer.Option("--export", help=describe(ExecSettings, "export"))]
 
 RoundsOpt = Annotated[int | None, typer.Option("--rounds", "-r", min=1, help=describe(EvolveSettings, "rounds"))]
 MixOpt = Annotated[str | None, typer.Option("--mix", help=describe(EvolveSettings, "mix"))]

@@ -239,6 +239,23 @@ def detect_schema(first_row: Mapping[str, Any]) -> tuple[str, str | None]:
     return "", None
 
 
+def detected_schema(name: str, first_row: Mapping[str, Any], field: str | None = None) -> tuple[str, str | None]:
+    """How `resolve_schema(name, first_row, field=field)` reads the rows: (schema, instruction field).
+
+    The field is None for conversation schemas (the first user turn is the instruction); the schema
+    is "" when "auto" finds nothing (resolving would raise the error that says what to pass).
+    """
+    if name == "auto":
+        if field is not None:
+            return "instruction", field
+        name, field = detect_schema(first_row)
+        if not name:
+            return "", None
+    if name == "instruction":
+        return name, field or "instruction"
+    return name, "instruction" if name == "alpaca" else None
+
+
 def resolve_schema(
     name: str,
     first_row: Mapping[str, Any],

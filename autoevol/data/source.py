@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoevol.data.readers import OnBadRow, count_rows, is_json_lines, iter_seeds
+from autoevol.data.readers import OnBadRow, count_rows, is_json_lines, iter_rows, iter_seeds
 from autoevol.data.records import BadRow, Seed
+from autoevol.data.schemas import detected_schema
 from autoevol.errors import ConfigError, DataError
 
 _CHUNK = 1 << 20  # bytes hashed per read
@@ -42,6 +43,7 @@ class Fingerprint:
 # Per process, keyed by (resolved path, file state): one hash and one count per file version.
 _FINGERPRINTS: dict[tuple[str, tuple[Any, ...]], Fingerprint] = {}
 _COUNTS: dict[tuple[str, tuple[Any, ...], str | None], int] = {}
+_DETECTED: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,21 @@ class DataSource:
             total = lines if lines is not None else count_rows(self.path, encoding=self.encoding, split=self.split)
             _COUNTS[key] = total
         return min(total, self.limit) if self.limit is not None else total
+
+    def detected(self) -> dict[str, Any]:
+        """The schema and instruction field the rows are read with (from the first readable row),
+        and whether they were detected ("auto") or given; printed before and recorded in every run."""
+        key = (*_state_key(self.path), self.split, self.encoding, self.schema, self.field)
+        found = _DETECTED.get(key)
+        if found is None:  # the header and the manifest of one run share a single look at the first row
+            schema, field = "", None
+            for _, row in iter_rows(self.path, split=self.split, encoding=self.encoding):
+                if isinstance(row, dict):
+                    schema, field = detected_schema(self.schema, row, self.field)
+                    break
+            how = "detected" if self.schema == "auto" and self.field is None else "given"
+            found = _DETECTED[key] = {"schema": schema or None, "field": field, "how": how}
+        return dict(found)
 
     def fingerprint(self) -> Fingerprint:
         """sha256 and size of the data's bytes (for a directory: of its files' relative paths and bytes)."""
