@@ -61,15 +61,18 @@ def rows_of(data: Any) -> Iterable[Mapping[str, Any]]:
     raise ConfigError(f"expected a list of dicts, a pandas DataFrame or a datasets.Dataset, got {type(data).__name__}")
 
 
-def write_jsonl(target: Path, data: Any) -> int:
-    """Write rows as JSON lines (atomically, stable key order as given); returns the row count."""
+def jsonl_text(data: Any) -> str:
+    """Rows as JSON lines, keys in the order given."""
     lines = []
     for index, row in enumerate(rows_of(data), start=1):
         if not isinstance(row, Mapping):
             raise DataError(f"row {index} is a {type(row).__name__}, not a dict")
         lines.append(json.dumps({str(k): _plain(v) for k, v in row.items()}, ensure_ascii=False, default=str))
-    atomic_write_text(target, "".join(line + "\n" for line in lines))
-    return len(lines)
+    return "".join(line + "\n" for line in lines)
+
+
+def write_jsonl(target: Path, data: Any) -> None:
+    atomic_write_text(target, jsonl_text(data))
 
 
 def _plain(value: Any) -> Any:
@@ -83,3 +86,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def materialize(data: Any) -> Path:
+    """In-memory rows as a JSONL file named by its content under `$AUTOEVOL_HOME/inputs/`: the same
+    rows give the same file, so calling again with them resumes the same run directory."""
+    from autoevol.home import autoevol_home
+
+    text = jsonl_text(data)
+    target = autoevol_home() / "inputs" / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.jsonl"
+    if not target.exists():
+        atomic_write_text(target, text)
+    return target

@@ -117,7 +117,10 @@ class DataSource:
         identity = {"schema": self.schema, "field": self.field, "id_field": self.id_field,
                     "on_bad_row": self.on_bad_row, "limit": self.limit, "size": found.size, "sha256": found.sha256}
         # Only when given: runs started before --encoding existed keep their configuration hash.
-        optional = {"encoding": self.encoding, "split": self.split}
+        # Row numbers of arrays, Parquet and HF datasets became 1-based (as file lines are): a run
+        # whose unnamed rows got 0-based ids must not resume under shifted ids.
+        rows_from = None if is_json_lines(self.path) or self.path.suffix == ".csv" else 1
+        optional = {"encoding": self.encoding, "split": self.split, "rows_from": rows_from}
         return identity | {name: value for name, value in optional.items() if value is not None}
 
     def describe(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def _seed_row(unit: StoredUnit) -> OutputRow | None:
         id=f"{seed_id}#r0", seed_id=seed_id, round=0, parent_id=None, method_id=None,
         evol_model="", responder_model="", status="accepted", failure_category=None, failure_rule=None,
         error=None, instruction=first_user, response=answers[-1], messages=turns, parent_instruction=first_user,
+        meta=unit.row.meta,
     )
 
 
