@@ -29,13 +29,16 @@ from autoevol.executor import LocalExecutor
 from autoevol.home import cache_path
 from autoevol.llm.base import Backend
 from autoevol.llm.cache import ResponseCache
+from autoevol.llm.client import LLM
 from autoevol.llm.pool import ModelPool
 from autoevol.llm.spec import ModelSpec
 from autoevol.llm.usage import Budget, UsageMeter
 from autoevol.methods import load_method
 from autoevol.methods.method import EvolvingMethod
+from autoevol.optimize.estimate import Estimate, estimate
 from autoevol.optimize.job import OptimizeOutcome, build_optimizer, read_split, write_result
 from autoevol.optimize.records import StepRecord
+from autoevol.optimize.split import Split
 from autoevol.progress import ProgressView
 from autoevol.store.invocations import Invocations
 from autoevol.store.run import RunDir
@@ -99,7 +102,7 @@ class _Session:
     backends: Mapping[str, Backend]
     invocations: Invocations
 
-    def llm(self, role: str) -> Any:
+    def llm(self, role: str) -> LLM:
         fallback = self.backends.get("evol")
         return self.pool.llm(self.specs[role], backend=self.backends.get(role, fallback))
 
@@ -172,7 +175,7 @@ async def _session(
     config = {"autoevol": __version__, "data": source.identity(),
               "models": {role: spec.semantic() for role, spec in specs.items()}, **config}
     # The path is not part of the identity: the same bytes elsewhere (another node, a checkout) resume.
-    operational = {"data": {"path": str(source.path.resolve())},
+    operational = {"data": {"path": str(source.path.resolve()), "detected": source.detected()},
                    "models": {role: spec.model_dump(mode="json") for role, spec in specs.items()}}
     run = _open_run(out, command, config, operational, source, overwrite=exec_settings.overwrite)
     try:
@@ -237,7 +240,7 @@ async def _evolve_phase(
         await s.pool.drain()
         stopped = {"reason": str(error), "resumable": True, "resume": f"autoevol resume {s.run.path}"}
         write_outputs(s.run, settings, _stored_stats(s.run, settings),
-                      _run_extra(s, ticker, extra, "stopped", stopped=stopped))
+                      _run_extra(s, ticker, extra, "stopped", stopped=stopped), exec_settings.export)
         raise
     except DataError as error:
         # E.g. every row bad under --on-bad-row skip: what was read stays readable, each bad row in
@@ -245,9 +248,10 @@ async def _evolve_phase(
         done = _stored_stats(s.run, settings)
         if done:
             stopped = {"reason": str(error), "resumable": False}
-            write_outputs(s.run, settings, done, _run_extra(s, ticker, extra, "failed", stopped=stopped))
+            write_outputs(s.run, settings, done, _run_extra(s, ticker, extra, "failed", stopped=stopped),
+                          exec_settings.export)
         raise
-    summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"))
+    summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"), exec_settings.export)
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
     s.run.set_status("finished")
     if not _write_report(s.run):
@@ -372,15 +376,10 @@ async def run_async(
     return await _session("run", source, roles, out, config, exec_settings, backends, body)
 
 
-def evolve(source: DataSource, **kwargs: Any) -> EvolveResult:
-    """Synchronous wrapper of `evolve_async` for scripts and the CLI."""
-    return asyncio.run(evolve_async(source, **kwargs))
-
-
-def resume(
+async def resume_async(
     run_dir: Path, exec_settings: ExecSettings | None = None, backends: Mapping[str, Backend] | None = None
-) -> Any:
-    """Finish a run with exactly the configuration its manifest recorded."""
+) -> EvolveResult | OptimizeOutcome:
+    """Finish a run with exactly the configuration its manifest recorded (an `optimize` run gives its outcome)."""
     manifest = RunDir.load_manifest(run_dir)
     config, models = manifest["config"], manifest.get("operational", {}).get("models", {})
     data = config["data"]
@@ -388,19 +387,20 @@ def resume(
     if path is None:
         raise ResumeMismatchError(f"{run_dir}/manifest.json does not say where the data file is")
     source = DataSource(Path(path), schema=data["schema"], field=data["field"], id_field=data["id_field"],
-                        on_bad_row=data["on_bad_row"], limit=data["limit"], encoding=data.get("encoding"))
+                        on_bad_row=data["on_bad_row"], limit=data["limit"], encoding=data.get("encoding"),
+                        split=data.get("split"))
     specs = {role: ModelSpec(**spec) for role, spec in models.items()}
     roles = Roles(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"),
                   judge=specs.get("judge"))
     evo = EvolveSettings(**config["evolve"])
-    common: dict[str, Any] = {"roles": roles, "out": run_dir, "exec_settings": exec_settings, "backends": backends}
     if manifest["command"] == "evolve":
         methods = tuple(EvolvingMethod.from_dict(m) for m in config["methods"])
-        return evolve(source, methods=methods, settings=evo, **common)
+        return await evolve_async(source, methods=methods, settings=evo, roles=roles, out=run_dir,
+                                  exec_settings=exec_settings, backends=backends)
     opt = OptimizeSettings(**config["optimize"])
-    if manifest["command"] == "optimize":
-        return asyncio.run(optimize_async(source, settings=opt, evolve_settings=evo, **common))
-    return asyncio.run(run_async(source, settings=opt, evolve_settings=evo, **common))
+    call = optimize_async if manifest["command"] == "optimize" else run_async
+    return await call(source, settings=opt, evolve_settings=evo, roles=roles, out=run_dir,
+                      exec_settings=exec_settings, backends=backends)
 
 
 def served_model_spec(base_url: str, api_key_env: str | None = None) -> str:
@@ -426,11 +426,41 @@ async def ping(spec: ModelSpec, prompt: str, *, max_tokens: int = 64) -> Complet
         return await pool.llm(spec).chat([user(prompt)], phase="ping", max_tokens=max_tokens)
 
 
-def estimate_for(source: DataSource, opt: OptimizeSettings | None, evo: EvolveSettings, *, with_evolve: bool) -> Any:
+@dataclass(frozen=True, slots=True)
+class DryRun:
+    """What a run would read and roughly cost, found without a single request."""
+
+    data: dict[str, Any]  # `DataSource.describe()`
+    detected: dict[str, Any]  # `DataSource.detected()`
+    rows: int  # rows the run will see (after --limit), bad rows included
+    bad_rows: int
+    split: Split | None  # the optimisation's dev/train split (optimize, run)
+    estimate: Estimate
+
+
+def dry_run(source: DataSource, opt: OptimizeSettings | None, evo: EvolveSettings, *, with_evolve: bool) -> DryRun:
+    """Validate the data as the run would (a bad row under on_bad_row="fail" raises DataError), make
+    the optimisation split, then estimate; nothing is sent to any model."""
+    from autoevol.data.records import BadRow
+
+    if not source.path.exists():
+        raise ConfigError(f"data file not found: {source.path}")
+    rows = bad = 0
+    for item in source.rows():  # validation first: an estimate of unreadable data would mislead
+        rows += 1
+        bad += isinstance(item, BadRow)
+    split = read_split(source, opt, evo.seed) if opt is not None else None
+    if opt is not None:
+        load_method(opt.initial_method)  # a missing method file is found now, not after paying for a split
+    return DryRun(source.describe(), source.detected(), rows, bad, split,
+                  estimate_for(source, opt, evo, with_evolve=with_evolve))
+
+
+def estimate_for(
+    source: DataSource, opt: OptimizeSettings | None, evo: EvolveSettings, *, with_evolve: bool
+) -> Estimate:
     """The pre-run cost estimate, from the settings and the first 50 rows of the data."""
     from itertools import islice
-
-    from autoevol.optimize.estimate import estimate
 
     n = source.count() if with_evolve else 0
     # The sample skips bad rows whatever the policy: a bad row is the run's business, not the estimate's.

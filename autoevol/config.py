@@ -17,6 +17,7 @@ from autoevol.errors import ConfigError
 
 Mix = Literal["last", "all", "last+seed", "all+seed"]
 OnBadRow = Literal["fail", "skip"]
+Export = Literal["alpaca", "sharegpt"]
 RuleSetName = Literal["paper", "extended", "default", "elimination", "none"]
 S = TypeVar("S", bound=BaseModel)
 
@@ -85,9 +86,9 @@ class OptimizeSettings(_Frozen):
 class ExecSettings(_Frozen):
     """Not hashed: may differ between a run and its resume."""
 
-    quiet: bool = False
-    max_calls: int | None = Field(None, ge=1)
-    max_tokens: int | None = Field(None, ge=1)
+    quiet: bool = Field(False, description="no progress display (events.jsonl is still written)")
+    max_calls: int | None = Field(None, ge=1, description="stop cleanly after N paid calls")
+    max_tokens: int | None = Field(None, ge=1, description="stop cleanly after N paid tokens")
     workers: int | None = Field(None, ge=1, description="units in progress at once (default: from concurrency)")
     overwrite: bool = Field(False, description="start the run directory afresh (removes only autoevol's files)")
     retry_failed: bool = Field(
@@ -96,6 +97,67 @@ class ExecSettings(_Frozen):
     max_consecutive_errors: int = Field(
         25, ge=1, description="stop (resumably) after this many rows in a row fail on model errors"
     )
+    export: tuple[Export, ...] = Field(
+        (), description="also write the training set as output/evolved.FORMAT.jsonl (alpaca, sharegpt); repeatable"
+    )
+
+
+class PlanOptions(_Frozen):
+    """Options about a command rather than a run: they decide nothing that is recorded."""
+
+    dry_run: bool = Field(
+        False, description="validate the data, print the detected schema, the split and the estimate; send nothing"
+    )
+    price_in: float | None = Field(None, ge=0, description="$ per million prompt tokens, to price the estimate")
+    price_out: float | None = Field(None, ge=0, description="$ per million completion tokens, to price the estimate")
+    config: str | None = Field(
+        None, description="TOML file of option values (keys as the long option names); the command line wins"
+    )
+
+
+class DataOptions(_Frozen):
+    """How the seed data is read: the command-line face of `DataSource` (its help text lives here)."""
+
+    schema_: str = Field("auto", alias="schema", description="auto | instruction | alpaca | sharegpt | messages")
+    field: str | None = Field(None, description="instruction field name (e.g. question)")
+    id_field: str | None = Field(None, description="field holding a stable row id")
+    on_bad_row: OnBadRow = Field("fail", description="fail: stop at a bad row; skip: record it as failed")
+    limit: int | None = Field(None, ge=1, description="use only the first N rows")
+    encoding: str | None = Field(
+        None, description="text encoding of a JSON/CSV data file, e.g. latin-1 [default: UTF-8]"
+    )
+    split: str | None = Field(None, description="split of a Hugging Face DatasetDict or hf:NAME [default: train]")
+
+
+class ModelOptions(_Frozen):
+    """Which models play which part, as the command line names them (specs: `autoevol.llm.spec`)."""
+
+    model: str | None = Field(
+        None,
+        description="evol LLM: `local`, `local:PATH.gguf`, `openai:MODEL` or a .toml/.json spec file "
+        "(default: the only model served at --base-url / OPENAI_BASE_URL if one is set, else `local`)",
+    )
+    responder_model: str | None = Field(None, description="model that writes the responses (default: the evol LLM)")
+    judge_model: str | None = Field(
+        None, description="model for the 'equal / not equal' judgement (default: the evol LLM)"
+    )
+    optimizer_model: str | None = Field(
+        None, description="model that analyses and rewrites methods (default: the evol LLM)"
+    )
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL for `openai:` models (vLLM, Ollama)")
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the API key (default OPENAI_API_KEY)"
+    )
+    concurrency: int | None = Field(None, ge=1, description="requests in flight per endpoint (local: 1)")
+    request_timeout: float | None = Field(None, ge=0.1, description="per-request deadline in seconds")
+
+
+def describe(model: type[BaseModel], name: str) -> str:
+    """A settings field's description: the one source of the matching command-line option's help."""
+    info = model.model_fields.get(name) or model.model_fields.get(name + "_")
+    if info is None or not info.description:
+        raise KeyError(f"{model.__name__}.{name} has no description")  # a typo in an option must not ship
+    return info.description
 
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {

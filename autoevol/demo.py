@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from autoevol import api
-from autoevol.cli_support import describe_outcome, print_step, print_summary
+from autoevol.cli.support import describe_outcome, print_step, print_summary
 from autoevol.config import ExecSettings, evolve_settings, optimize_settings
 from autoevol.data import sample_path
 from autoevol.data.source import DataSource

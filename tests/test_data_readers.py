@@ -67,7 +67,7 @@ def test_blank_lines_keep_real_line_numbers(tmp_path: Path) -> None:
 def test_json_array_and_json_lines_in_a_json_file(tmp_path: Path) -> None:
     array = tmp_path / "arr.json"
     array.write_text(json.dumps(ROWS, indent=2, ensure_ascii=False), encoding="utf-8")
-    check_gsm(seeds(array), "arr", [0, 1, 2, 3, 4])
+    check_gsm(seeds(array), "arr", [1, 2, 3, 4, 5])
     assert count_rows(array) == 5
     lines = write_jsonl(tmp_path / "lines.json", ROWS)
     check_gsm(seeds(lines), "lines", [1, 2, 3, 4, 5])
@@ -77,7 +77,7 @@ def test_json_array_parser_across_tiny_chunks(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(readers, "_CHUNK", 3)  # every value straddles chunk borders
     path = tmp_path / "arr.json"
     path.write_text("\ufeff [ " + " ,\n ".join(json.dumps(r) for r in ROWS) + " ]\n", encoding="utf-8")
-    check_gsm(seeds(path), "arr", [0, 1, 2, 3, 4])
+    check_gsm(seeds(path), "arr", [1, 2, 3, 4, 5])
     path.write_text("[]", encoding="utf-8")
     assert list(iter_rows(path)) == []
 
@@ -100,7 +100,7 @@ def test_csv_multiline_cell_reports_its_first_line(tmp_path: Path) -> None:
 def test_parquet(tmp_path: Path) -> None:
     path = tmp_path / "gsm.parquet"
     pq.write_table(pa.Table.from_pylist(ROWS), path, row_group_size=2)
-    check_gsm(seeds(path), "gsm", [0, 1, 2, 3, 4])
+    check_gsm(seeds(path), "gsm", [1, 2, 3, 4, 5])
     assert count_rows(path) == 5
 
 
@@ -108,7 +108,7 @@ def test_hf_saved_dataset_and_dataset_dict(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     single = tmp_path / "gsm_hf"
     datasets.Dataset.from_list(ROWS).save_to_disk(str(single))
-    check_gsm(seeds(single), "gsm_hf", [0, 1, 2, 3, 4])
+    check_gsm(seeds(single), "gsm_hf", [1, 2, 3, 4, 5])
     assert count_rows(single) == 5
 
     both = tmp_path / "gsm_dd"
@@ -116,9 +116,9 @@ def test_hf_saved_dataset_and_dataset_dict(tmp_path: Path) -> None:
     datasets.DatasetDict(
         {"train": datasets.Dataset.from_list(ROWS), "test": datasets.Dataset.from_list(test_rows)}
     ).save_to_disk(str(both))
-    check_gsm(seeds(both), "gsm_dd/train", [0, 1, 2, 3, 4])
+    check_gsm(seeds(both), "gsm_dd/train", [1, 2, 3, 4, 5])
     test_seeds = seeds(both, split="test")
-    assert [(s.seed_id, s.instruction) for s in test_seeds] == [("gsm_dd/test:0", "Only test?")]
+    assert [(s.seed_id, s.instruction) for s in test_seeds] == [("gsm_dd/test:1", "Only test?")]
     assert count_rows(both, split="test") == 1
     with pytest.raises(DataError, match="no split 'dev'; available"):
         list(iter_seeds(both, split="dev"))
@@ -238,13 +238,13 @@ def test_bad_rows_in_other_formats(tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pylist([ROWS[0], {"question": None, "answer": "x"}]), pq_path)
     with pytest.raises(DataError, match="missing field") as info:
         list(iter_seeds(pq_path))
-    assert_error(info.value, pq_path, 1, "question")
+    assert_error(info.value, pq_path, 2, "question")  # rows count from 1, as file lines do
 
     arr = tmp_path / "bad.json"
     arr.write_text(json.dumps(ROWS[:2])[:-1] + ", {oops}]", encoding="utf-8")
     with pytest.raises(DataError, match="malformed JSON") as info:
         list(iter_seeds(arr))
-    assert_error(info.value, arr, 2, None)
+    assert_error(info.value, arr, 3, None)
     arr.write_text('"just a string"', encoding="utf-8")
     with pytest.raises(DataError, match="JSON array or JSON lines"):
         list(iter_seeds(arr))

@@ -183,5 +183,6 @@ def test_an_evolve_run_reads_the_data_file_twice_estimate_included(tmp_path: Pat
                                  exec_settings=ExecSettings(quiet=True), backends={"evol": ScriptedBackend(Script())}))
     finally:
         _Opens.target = None
-    # The hash (which counts the rows), the estimate's sample, the seeds: once each.
-    assert _Opens.count == 3
+    # The hash (which counts the rows), the estimate's sample, the seeds: once each; and the first
+    # row alone for the detected schema recorded in the manifest.
+    assert _Opens.count == 4

@@ -393,7 +393,7 @@ def test_cost_estimate_matches_the_calls_a_run_really_makes(data: Path, tmp_path
 def test_run_stopped_in_its_evolve_phase_resumes_without_paying_twice(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from autoevol.api import resume
+    from autoevol.api import resume_async
     from autoevol.data.source import DataSource
 
     plan = {"e0": [Child("a", 9), Child("b", 0)]}
@@ -420,7 +420,7 @@ def test_run_stopped_in_its_evolve_phase_resumes_without_paying_twice(
     assert (tmp_path / "run" / "output" / "best_method.json").exists()
 
     second = scripted_world(plan)
-    result = resume(tmp_path / "run", ExecSettings(quiet=True), backends=second.backends)
+    result = asyncio.run(resume_async(tmp_path / "run", ExecSettings(quiet=True), backends=second.backends))
     assert first.evol.calls + first.optimizer.calls + second.evol.calls + second.optimizer.calls == total
     assert second.optimizer.calls == 0  # the optimisation was finished: replayed, not re-asked
     for name in ("evolved.jsonl", "rejected.jsonl", "best_method.json", "optimization.json"):

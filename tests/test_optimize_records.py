@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from autoevol.api import Roles, optimize_async
-from autoevol.cli_support import print_step
+from autoevol.cli.support import print_step
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
 from autoevol.errors import ResumeMismatchError

@@ -4,9 +4,9 @@ Formats: JSON lines (`.jsonl`, `.ndjson`, or a `.json` holding JSON lines), a JS
 CSV (`.csv`, header row), Parquet (`.parquet`) and a directory written by Hugging Face
 `Dataset.save_to_disk` / `DatasetDict.save_to_disk` (read with pyarrow; `datasets` is not needed).
 
-Positions: 1-based file lines for JSONL and CSV (a CSV row's first line), 0-based row indexes for
-JSON arrays, Parquet and HF datasets. A position is the "line" of every error and of `Seed.source`
-and, when the row has no id, part of the seed id (`f"{stem}:{position}"`).
+Positions are 1-based everywhere: file lines for JSONL and CSV (a CSV row's first line), row numbers
+(first row = 1) for JSON arrays, Parquet and HF datasets. A position is the "line" of every error
+and of `Seed.source` and, when the row has no id, part of the seed id (`f"{stem}:{position}"`).
 
 A bad row (malformed JSON line, wrong field type...) is recoverable: `iter_seeds(on_bad_row="skip")`
 yields a `BadRow` for it. A broken file (missing, not UTF-8, a JSON array that stops parsing, one
@@ -230,7 +230,7 @@ class _JsonArray:
 
     def __iter__(self) -> Iterator[RowItem]:
         self.pos += 1  # the caller has seen "["
-        index = 0
+        index = 1
         if self.peek() == "]":
             self.pos += 1
         else:
@@ -287,7 +287,7 @@ def _iter_parquet(p: Path, encoding: str | None = None) -> Iterator[RowItem]:
 
     try:
         with pq.ParquetFile(p) as pf:
-            index = 0
+            index = 1
             for batch in pf.iter_batches(batch_size=_BATCH):
                 for row in batch.to_pylist():
                     yield index, row
@@ -329,7 +329,7 @@ def _arrow_files(d: Path) -> list[Path]:
 def _iter_hf(p: Path, split: str | None) -> Iterator[RowItem]:
     import pyarrow as pa
 
-    index = 0
+    index = 1
     for file in _arrow_files(_hf_dir(p, split)[0]):
         try:
             with pa.memory_map(str(file)) as source:

@@ -27,6 +27,8 @@ class Seed:
     seed_id: str
     turns: tuple[Turn, ...]
     source: str
+    #: The input columns the schema did not read, as a JSON object text (None: there were none).
+    meta: str | None = None
 
     def __post_init__(self) -> None:
         if not self.seed_id:
@@ -79,6 +81,7 @@ OUTPUT_FIELDS: tuple[str, ...] = (
     "parent_instruction",
     "prompt_tokens",
     "completion_tokens",
+    "meta",
 )
 
 
@@ -105,6 +108,8 @@ class OutputRow:
     completion_tokens: int = 0
     optimizer_model: str | None = None  # the model that chose `method_id`; None for a given method
     judge_model: str | None = None  # the model behind Evol-Instruct's equal/not-equal check, if it ran
+    #: The seed's other input columns as a JSON object text (a string in JSONL and Parquet alike).
+    meta: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
@@ -125,7 +130,8 @@ class OutputRow:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputRow:
         """Inverse of `to_dict`; raises ValueError on missing or unknown keys."""
-        missing = [k for k in OUTPUT_FIELDS if k not in data]
+        # Rows stored before `meta` existed resume without it.
+        missing = [k for k in OUTPUT_FIELDS if k not in data and k != "meta"]
         unknown = [k for k in data if k not in OUTPUT_FIELDS]
         if missing or unknown:
             raise ValueError(f"OutputRow keys do not match: missing {missing}, unknown {unknown}")

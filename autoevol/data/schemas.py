@@ -21,6 +21,7 @@ else `f"{file_stem}:{line}"`. Changing this rule changes every seed id and so in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -178,7 +179,7 @@ def instruction_parser(
         instruction = r.instruction(field)
         resp_key = response_field or _pick_response_field(field, row)
         response = r.text(resp_key, required=response_field is not None) if resp_key else None
-        return _make_seed(r, id_field, stem, instruction, response)
+        return _make_seed(r, id_field, stem, instruction, response, {field, resp_key})
 
     return parse
 
@@ -198,17 +199,27 @@ def alpaca_parser(path: str, stem: str, *, id_field: str | None = None) -> SeedP
         extra = r.text("input", required=False, within=source, name=prefix + "input") or ""
         output = r.text("output", required=False, within=source, name=prefix + "output")
         user_text = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-        return _make_seed(r, id_field, stem, user_text, output)
+        return _make_seed(r, id_field, stem, user_text, output, {"instruction", "input", "output", "instances"})
 
     return parse
 
 
-def _make_seed(r: _Row, id_field: str | None, stem: str, user_text: str, response: str | None) -> Seed:
+def _meta(r: _Row, used: set[str | None], id_field: str | None) -> str | None:
+    """The columns the schema did not read (source, license, category...), as one JSON object text:
+    they travel to the output rows. A JSON string, so JSONL and Parquet hold the same type whatever
+    the columns are; None when there are none."""
+    rest = {str(k): v for k, v in r.row.items() if k not in used and k != (id_field or "id")}
+    return json.dumps(rest, ensure_ascii=False, default=str) if rest else None
+
+
+def _make_seed(
+    r: _Row, id_field: str | None, stem: str, user_text: str, response: str | None, used: set[str | None]
+) -> Seed:
     turns: tuple[Turn, ...] = (Turn("user", user_text),)
     # An empty reference (e.g. a blank CSV cell) means "no reference", not an empty answer.
     if response is not None and response.strip():
         turns += (Turn("assistant", response),)
-    return Seed(_seed_id(r, id_field, stem), turns, f"{r.path}:{r.line}")
+    return Seed(_seed_id(r, id_field, stem), turns, f"{r.path}:{r.line}", _meta(r, used, id_field))
 
 
 def conversation_parser(
@@ -219,7 +230,7 @@ def conversation_parser(
     def parse(row: Mapping[str, Any], line: int) -> Seed:
         r = _Row(row, path, line)
         turns = _turns_from_list(r, key, role_key, content_key)
-        return Seed(_seed_id(r, id_field, stem), turns, f"{path}:{line}")
+        return Seed(_seed_id(r, id_field, stem), turns, f"{path}:{line}", _meta(r, {key}, id_field))
 
     return parse
 
@@ -237,6 +248,23 @@ def detect_schema(first_row: Mapping[str, Any]) -> tuple[str, str | None]:
         if field in keys:
             return "instruction", field
     return "", None
+
+
+def detected_schema(name: str, first_row: Mapping[str, Any], field: str | None = None) -> tuple[str, str | None]:
+    """How `resolve_schema(name, first_row, field=field)` reads the rows: (schema, instruction field).
+
+    The field is None for conversation schemas (the first user turn is the instruction); the schema
+    is "" when "auto" finds nothing (resolving would raise the error that says what to pass).
+    """
+    if name == "auto":
+        if field is not None:
+            return "instruction", field
+        name, field = detect_schema(first_row)
+        if not name:
+            return "", None
+    if name == "instruction":
+        return name, field or "instruction"
+    return name, "instruction" if name == "alpaca" else None
 
 
 def resolve_schema(

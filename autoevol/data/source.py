@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoevol.data.readers import OnBadRow, count_rows, is_json_lines, iter_seeds
+from autoevol.data.readers import OnBadRow, count_rows, is_json_lines, iter_rows, iter_seeds
 from autoevol.data.records import BadRow, Seed
+from autoevol.data.schemas import detected_schema
 from autoevol.errors import ConfigError, DataError
 
 _CHUNK = 1 << 20  # bytes hashed per read
@@ -41,7 +42,8 @@ class Fingerprint:
 
 # Per process, keyed by (resolved path, file state): one hash and one count per file version.
 _FINGERPRINTS: dict[tuple[str, tuple[Any, ...]], Fingerprint] = {}
-_COUNTS: dict[tuple[str, tuple[Any, ...]], int] = {}
+_COUNTS: dict[tuple[str, tuple[Any, ...], str | None], int] = {}
+_DETECTED: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class DataSource:
     limit: int | None = None
     #: Text encoding of a JSON or CSV file; None reads UTF-8 (with or without a BOM).
     encoding: str | None = None
+    #: The split of a saved Hugging Face DatasetDict; None reads "train" (or the only split).
+    split: str | None = None
 
     def __post_init__(self) -> None:
         if self.on_bad_row not in ("fail", "skip"):
@@ -65,7 +69,7 @@ class DataSource:
         """The first `limit` rows as Seeds, or BadRows under on_bad_row="skip" ("fail" raises DataError)."""
         # The limit is applied inside iter_seeds, so its "every row was bad" check sees the same rows.
         return iter_seeds(self.path, schema=self.schema, field=self.field, id_field=self.id_field,
-                          on_bad_row=self.on_bad_row, limit=self.limit, encoding=self.encoding)
+                          on_bad_row=self.on_bad_row, limit=self.limit, encoding=self.encoding, split=self.split)
 
     def seeds(self) -> Iterator[Seed]:
         """The readable seeds among `rows()` (so `limit` counts bad rows too, as in every phase)."""
@@ -73,15 +77,30 @@ class DataSource:
 
     def count(self) -> int:
         """How many rows `rows()` yields, bad rows included; read from metadata where the format has it."""
-        key = _state_key(self.path)
+        key = (*_state_key(self.path), self.split)  # a DatasetDict's splits differ in length
         total = _COUNTS.get(key)
         if total is None:
             # The hashing pass counts LF bytes, which is a row count only for the default UTF-8.
             plain = is_json_lines(self.path) and self.encoding is None
             lines = self.fingerprint().lines if plain else None
-            total = lines if lines is not None else count_rows(self.path, encoding=self.encoding)
+            total = lines if lines is not None else count_rows(self.path, encoding=self.encoding, split=self.split)
             _COUNTS[key] = total
         return min(total, self.limit) if self.limit is not None else total
+
+    def detected(self) -> dict[str, Any]:
+        """The schema and instruction field the rows are read with (from the first readable row),
+        and whether they were detected ("auto") or given; printed before and recorded in every run."""
+        key = (*_state_key(self.path), self.split, self.encoding, self.schema, self.field)
+        found = _DETECTED.get(key)
+        if found is None:  # the header and the manifest of one run share a single look at the first row
+            schema, field = "", None
+            for _, row in iter_rows(self.path, split=self.split, encoding=self.encoding):
+                if isinstance(row, dict):
+                    schema, field = detected_schema(self.schema, row, self.field)
+                    break
+            how = "detected" if self.schema == "auto" and self.field is None else "given"
+            found = _DETECTED[key] = {"schema": schema or None, "field": field, "how": how}
+        return dict(found)
 
     def fingerprint(self) -> Fingerprint:
         """sha256 and size of the data's bytes (for a directory: of its files' relative paths and bytes)."""
@@ -98,7 +117,11 @@ class DataSource:
         identity = {"schema": self.schema, "field": self.field, "id_field": self.id_field,
                     "on_bad_row": self.on_bad_row, "limit": self.limit, "size": found.size, "sha256": found.sha256}
         # Only when given: runs started before --encoding existed keep their configuration hash.
-        return identity | ({"encoding": self.encoding} if self.encoding is not None else {})
+        # Row numbers of arrays, Parquet and HF datasets became 1-based (as file lines are): a run
+        # whose unnamed rows got 0-based ids must not resume under shifted ids.
+        rows_from = None if is_json_lines(self.path) or self.path.suffix == ".csv" else 1
+        optional = {"encoding": self.encoding, "split": self.split, "rows_from": rows_from}
+        return identity | {name: value for name, value in optional.items() if value is not None}
 
     def describe(self) -> dict[str, Any]:
         """The manifest form: `identity()` plus the absolute path (`autoevol resume` reopens it)."""

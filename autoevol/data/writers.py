@@ -47,6 +47,7 @@ def output_schema() -> pa.Schema:
             ("parent_instruction", pa.string()),
             ("prompt_tokens", pa.int64()),
             ("completion_tokens", pa.int64()),
+            ("meta", pa.string()),  # JSON object text, as in the JSONL: one type whatever the input columns
         ]
     )
 

@@ -35,6 +35,7 @@ def _seed_row(unit: StoredUnit) -> OutputRow | None:
         id=f"{seed_id}#r0", seed_id=seed_id, round=0, parent_id=None, method_id=None,
         evol_model="", responder_model="", status="accepted", failure_category=None, failure_rule=None,
         error=None, instruction=first_user, response=answers[-1], messages=turns, parent_instruction=first_user,
+        meta=unit.row.meta,
     )
 
 
@@ -97,13 +98,48 @@ def _metrics(run: RunDir, evolved: Path, rounds: list[dict[str, Any]]) -> dict[s
     }
 
 
+def _alpaca(row: dict[str, Any]) -> dict[str, Any]:
+    """Alpaca / LLaMA-Factory: the instruction, an empty input, the response, and a system prompt if any."""
+    out = {"instruction": row["instruction"], "input": "", "output": row["response"]}
+    system = next((m["content"] for m in row["messages"] if m["role"] == "system"), None)
+    return out | ({"system": system} if system is not None else {})
+
+
+def _sharegpt(row: dict[str, Any]) -> dict[str, Any]:
+    names = {"system": "system", "user": "human", "assistant": "gpt"}
+    return {"conversations": [{"from": names[m["role"]], "value": m["content"]} for m in row["messages"]]}
+
+
+EXPORTS = {"alpaca": _alpaca, "sharegpt": _sharegpt}
+
+
+def write_exports(output: Path, formats: tuple[str, ...]) -> dict[str, str]:
+    """`evolved.FORMAT.jsonl` beside evolved.jsonl (which stays the full record) for each format;
+    returns their paths relative to the run directory, for summary.json."""
+    written = {}
+    for name in formats:
+        convert = EXPORTS[name]
+
+        def rows(convert: Any = convert) -> Iterator[dict[str, Any]]:
+            with open(output / "evolved.jsonl", encoding="utf-8") as handle:
+                for line in handle:
+                    row = json.loads(line)
+                    yield convert(row) | {"id": row["id"]}
+
+        _write_jsonl(output / f"evolved.{name}.jsonl", rows())
+        written[name] = f"output/evolved.{name}.jsonl"
+    return written
+
+
 def write_outputs(
-    run: RunDir, settings: EvolveSettings, stats: list[RoundStats], extra: dict[str, Any]
+    run: RunDir, settings: EvolveSettings, stats: list[RoundStats], extra: dict[str, Any],
+    exports: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     evolved = run.output / "evolved.jsonl"
     training = _write_jsonl(evolved, _training_rows(run, settings))
     parquet = run.output / "evolved.parquet"
     write_parquet(evolved, parquet)
+    exported = write_exports(run.output, exports)
     problems = _write_jsonl(run.output / "rejected.jsonl", _problem_rows(run))
     usage = extra.pop("round_usage", {})
     # `rounds` stays the counts that reconcile (identical for a resumed and an uninterrupted run);
@@ -116,7 +152,8 @@ def write_outputs(
         "mix": settings.mix,
         # Relative to the run directory, so a moved or copied run still describes itself.
         "files": {"evolved": "output/evolved.jsonl", "parquet": "output/evolved.parquet",
-                  "rejected": "output/rejected.jsonl", "report": "output/report.html"},
+                  "rejected": "output/rejected.jsonl", "report": "output/report.html",
+                  **{f"export_{name}": path for name, path in exported.items()}},
         **extra,
         "metrics": _metrics(run, evolved, per_round),
         "per_round": per_round,

@@ -80,7 +80,7 @@ def _seed_jobs(source: DataSource) -> Iterator[tuple[Job, BadRow | None]]:
         if isinstance(item, BadRow):
             yield Job(seed_id=_bad_row_id(item), seq=seq, round=1, turns=(), parent_id=None), item
         else:
-            yield Job(seed_id=item.seed_id, seq=seq, round=1, turns=item.turns, parent_id=None), None
+            yield Job(seed_id=item.seed_id, seq=seq, round=1, turns=item.turns, parent_id=None, meta=item.meta), None
 
 
 def _next_round_jobs(run: RunDir, round_: int, settings: EvolveSettings) -> Iterator[tuple[Job, BadRow | None]]:
@@ -95,7 +95,7 @@ def _next_round_jobs(run: RunDir, round_: int, settings: EvolveSettings) -> Iter
         accepted = row.status == "accepted"
         turns = row.messages if accepted else unit.input_turns
         parent = row.id if accepted else row.parent_id
-        yield Job(seed_id=row.seed_id, seq=unit.seq, round=round_, turns=turns, parent_id=parent), None
+        yield Job(seed_id=row.seed_id, seq=unit.seq, round=round_, turns=turns, parent_id=parent, meta=row.meta), None
 
 
 def _bad_row(job: Job, bad: BadRow, models: Models) -> OutputRow:

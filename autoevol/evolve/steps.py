@@ -30,6 +30,7 @@ class Job:
     round: int
     turns: tuple[Turn, ...]
     parent_id: str | None
+    meta: str | None = None  # the seed's other input columns, carried to every row it becomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +105,5 @@ def _row_base(job: Job, method: EvolvingMethod, models: Models, *, judged: bool)
         "parent_id": job.parent_id, "method_id": method.id, "evol_model": models.evol.label,
         "responder_model": models.responder.label, "parent_instruction": first_user,
         "optimizer_model": models.optimizer_label, "judge_model": models.judge_label if judged else None,
+        "meta": job.meta,
     }

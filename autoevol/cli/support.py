@@ -13,6 +13,8 @@ from autoevol.errors import AutoevolError, BackendError
 from autoevol.llm.spec import ModelSpec, parse_model_spec
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the optimizer stack loads only when used
+    from autoevol.api import DryRun
+    from autoevol.data.source import DataSource
     from autoevol.optimize.records import StepRecord
 
 T = TypeVar("T")
@@ -83,3 +85,55 @@ def describe_outcome(outcome: Any) -> str:
     """'m-… (dev λ=0.125)' for an optimisation outcome."""
     value = outcome.best_lambda
     return f"{outcome.best.id} (dev λ={'n/a' if value is None else f'{value:.3f}'})"
+
+
+def load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """`--config FILE.toml`: its keys become this command's defaults, so the command line still wins.
+
+    Keys are option names, with dashes or underscores (`on-bad-row = "skip"`); an unknown key is an
+    error naming it, since a misspelt setting silently ignored would change a paid run.
+    """
+    import tomllib
+
+    if value is None or ctx.resilient_parsing:
+        return value
+    try:
+        loaded = tomllib.loads(value.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise typer.BadParameter(f"cannot read {value}: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise typer.BadParameter(f"{value} is not valid TOML ({error})") from None
+    known = {p.name for p in ctx.command.params if p.name and p.name not in ("config", "help")}
+    values = {str(key).replace("-", "_"): item for key, item in loaded.items()}
+    unknown = sorted(key for key in values if key not in known)
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown key {unknown[0]!r} in {value}; `autoevol {ctx.info_name}` takes: {', '.join(sorted(known))}"
+        )
+    ctx.default_map = {**(ctx.default_map or {}), **values}
+    return value
+
+
+def print_data(seeds: DataSource) -> None:
+    """What the run reads, before it starts: auto-detection must never be a silent choice."""
+    typer.echo(data_line(seeds.describe(), seeds.detected(), seeds.count()))
+
+
+def data_line(described: Mapping[str, Any], detected: Mapping[str, Any], rows: int, bad: int | None = None) -> str:
+    schema = detected.get("schema") or "?"
+    field = f', field "{detected["field"]}"' if detected.get("field") else ""
+    split = f" · split {described['split']}" if described.get("split") else ""
+    bad_rows = f" ({bad:,} bad)" if bad else ""
+    return (f"data: {described['path']}{split} · schema {schema}{field} ({detected.get('how')}) · "
+            f"{rows:,} rows{bad_rows}")
+
+
+def print_dry_run(plan: DryRun, price_in: float | None, price_out: float | None) -> None:
+    """`--dry-run`: the data as read, the optimisation split and the estimate; then the run stops."""
+    typer.echo(data_line(plan.data, plan.detected, plan.rows, plan.bad_rows))
+    if plan.split is not None:
+        left_out = f", {plan.split.dev_duplicates} left out as copies of dev items" if plan.split.dev_duplicates else ""
+        typer.echo(f"optimisation split: dev {len(plan.split.dev)}, train {len(plan.split.train)}{left_out}")
+    for line in plan.estimate.lines(price_in, price_out):
+        typer.echo(f"estimate: {line}")
+    typer.echo("dry run: no request was made")

@@ -1,16 +1,15 @@
-"""The `autoevol` command line: thin commands, each one call into `autoevol.api`."""
+"""The `autoevol` app: its sub-apps, `ping`, `methods`, `resume`, and the commands of the sibling modules."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from autoevol.cli_options import (
+from autoevol.cli import cache, jobs, report
+from autoevol.cli.options import (
     ApiKeyEnvOpt,
     BaseUrlOpt,
     MaxCallsOpt,
@@ -19,14 +18,52 @@ from autoevol.cli_options import (
     QuietOpt,
     TimeoutOpt,
 )
-from autoevol.cli_support import describe_outcome, guarded, model_spec
+from autoevol.cli.support import describe_outcome, guarded, model_spec
 
-app = typer.Typer(help="Auto Evol-Instruct: evolve instruction data with automatically optimised methods.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-cache_app = typer.Typer(help="Inspect or clear the request cache.", no_args_is_help=True)
+# rich_markup_mode=None: click's plain help wraps long option names instead of truncating them at 80 columns.
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 methods_app = typer.Typer(help="List and show evolving methods.", no_args_is_help=True)
-app.add_typer(cache_app, name="cache")
+app.add_typer(cache.app, name="cache")
 app.add_typer(methods_app, name="methods")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from autoevol import __version__
+
+        typer.echo(f"autoevol {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Auto Evol-Instruct: evolve instruction data with automatically optimised methods."""
+
+
+@app.command()
+def presets() -> None:
+    """Every preset's resolved settings: the defaults --preset gives the options left unset."""
+    from autoevol.config import PRESETS, EvolveSettings, OptimizeSettings, evolve_settings, optimize_settings
+
+    names = list(PRESETS)
+    for section, model, resolve in (("evolve", EvolveSettings, evolve_settings),
+                                    ("optimize", OptimizeSettings, optimize_settings)):
+        resolved = [resolve(name).model_dump(mode="json") for name in names]
+        typer.echo(f"{section:<24}" + "".join(f"{name:>15}" for name in names))
+        for field_name in model.model_fields:
+            cells = [_cell(values[field_name]) for values in resolved]
+            typer.echo(f"  {field_name:<22}" + "".join(f"{cell:>15}" for cell in cells))
+        typer.echo("")
+    typer.echo("an option given on the command line (or in --config) overrides its preset value")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list):  # evol-instruct's six operations would not fit a column
+        return f"{len(value)} methods" if value else "-"
+    return "-" if value is None else str(value)
 
 @app.command()
 def ping(
@@ -39,9 +76,7 @@ def ping(
 ) -> None:
     """Check that a model answers: prints the reply, latency and token counts."""
     from autoevol.api import ping as api_ping
-    from autoevol.cli_jobs import resolve_model
-
-    spec = guarded(lambda: model_spec(resolve_model(model, base_url, api_key_env), base_url, api_key_env, None,
+    spec = guarded(lambda: model_spec(jobs.resolve_model(model, base_url, api_key_env), base_url, api_key_env, None,
                                       request_timeout))
     reply = guarded(lambda: asyncio.run(api_ping(spec, prompt, max_tokens=max_tokens)), resumable=False)
     typer.echo(reply.text.strip())
@@ -50,47 +85,6 @@ def ping(
         f"{reply.usage.completion_tokens} tokens ({reply.usage.completion_tokens / max(reply.latency_s, 1e-9):.1f} "
         f"tokens/s){' [cached]' if reply.cached else ''}"
     )
-
-
-@cache_app.command("stats")
-def cache_stats(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """Entries, hits, misses and tokens saved by the request cache."""
-    from autoevol.home import cache_path
-    from autoevol.llm.cache import ResponseCache
-
-    def read() -> dict[str, object]:
-        cache = ResponseCache(cache_path())
-        try:
-            return cache.stats().to_dict()
-        finally:
-            cache.close()
-
-    stats = guarded(read)
-    if as_json:
-        typer.echo(json.dumps(stats, indent=2))
-        return
-    for name, value in stats.items():
-        typer.echo(f"{name:>18}: {value:,}" if isinstance(value, int) else f"{name:>18}: {value}")
-
-
-@cache_app.command("clear")
-def cache_clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False) -> None:
-    """Delete every cached response."""
-    from autoevol.home import cache_path
-    from autoevol.llm.cache import ResponseCache
-
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"clear {cache_path()}?"):
-        raise typer.Exit(1)
-
-    def clear() -> int:
-        cache = ResponseCache(cache_path())
-        try:
-            return cache.clear()
-        finally:
-            cache.close()
-
-    removed = guarded(clear)
-    typer.echo(f"removed {removed:,} cached responses")
 
 
 @methods_app.command("list")
@@ -104,7 +98,7 @@ def methods_list() -> None:
 
 @methods_app.command("show")
 def methods_show(
-    name: Annotated[str, typer.Argument(help="built-in name, a .txt template or a saved .json method")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="built-in name, a .txt template or a saved .json method")],
     instruction: Annotated[str, typer.Option(help="example instruction to render with")] = (
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
         "How many clips did Natalia sell altogether in April and May?"
@@ -120,36 +114,27 @@ def methods_show(
 
 @app.command()
 def resume(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory made by evolve/optimize/run")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run directory made by evolve/optimize/run")],
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
 ) -> None:
     """Finish an interrupted run with the configuration recorded in its manifest (budgets may differ)."""
-    from autoevol import api
-    from autoevol.cli_support import print_summary
+    from autoevol.api import EvolveResult, resume_async
+    from autoevol.cli.support import print_summary
     from autoevol.config import ExecSettings
 
     exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens)
-    result = guarded(lambda: api.resume(run_dir, exec_settings))
-    if hasattr(result, "summary"):
+    result = guarded(lambda: asyncio.run(resume_async(run_dir, exec_settings)))
+    if isinstance(result, EvolveResult):
         print_summary(result.summary, run_dir=result.run_dir, quiet=quiet)
     else:
         path = run_dir / "output" / "best_method.json"
         typer.echo(f"best method {describe_outcome(result)} -> {path}")
 
 
-def _register_jobs() -> None:
-    from autoevol import cli_jobs
-
-    app.command()(cli_jobs.evolve)
-    app.command()(cli_jobs.optimize)
-    app.command("run")(cli_jobs.run)
-
-    from autoevol import cli_report
-
-    app.command()(cli_report.report)
-    app.command()(cli_report.stats)
-
-
-_register_jobs()
+app.command()(jobs.evolve)
+app.command()(jobs.optimize)
+app.command("run")(jobs.run)
+app.command()(report.report)
+app.command()(report.stats)

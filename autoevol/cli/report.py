@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from autoevol.cli_options import ApiKeyEnvOpt, BaseUrlOpt, ConcurrencyOpt, FieldOpt, TimeoutOpt
-from autoevol.cli_support import guarded, model_spec
+from autoevol.cli.options import ApiKeyEnvOpt, BaseUrlOpt, ConcurrencyOpt, FieldOpt, TimeoutOpt
+from autoevol.cli.support import guarded, model_spec
 
 TaggerOpt = Annotated[str | None, typer.Option(
     "--tagger-model", help="model that tags instructions (InsTag-style complexity and diversity); off if unset")]
@@ -50,7 +50,7 @@ def _benchmarks(files: list[Path] | None) -> Any:
 
 
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory made by evolve/optimize/run")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run directory made by evolve/optimize/run")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file [default: RUN/output/report.html]")] = None,
     tagger_model: TaggerOpt = None,
     tag_sample: TagSampleOpt = 100,
@@ -98,7 +98,7 @@ def _write_clean(rows: list[dict[str, Any]], seeds: Mapping[str, str], benchmark
 
 
 def stats(
-    data: Annotated[Path, typer.Argument(help="any data file: an evolved.jsonl or a seed file")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="any data file: an evolved.jsonl or a seed file")],
     field: FieldOpt = None,
     seeds: Annotated[Path | None, typer.Option("--seeds", help="seed file: also report copies of its rows")] = None,
     tagger_model: TaggerOpt = None,

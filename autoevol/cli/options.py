@@ -1,0 +1,97 @@
+"""Options shared by every command, spelled the same way everywhere.
+
+Help texts are the settings' field descriptions (`autoevol/config.py`), so the command line, the
+Python API and `autoevol presets` describe a setting in the same words.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from autoevol.cli.support import load_config
+from autoevol.config import (
+    DataOptions,
+    EvolveSettings,
+    ExecSettings,
+    ModelOptions,
+    OptimizeSettings,
+    PlanOptions,
+    describe,
+)
+
+DataArg = Annotated[Path, typer.Argument(
+    metavar="DATA", help="JSONL, JSON, CSV, Parquet, a saved HF datasets directory, or hf:NAME (needs `datasets`)")]
+
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "--evol-model", "-m", help=describe(ModelOptions, "model"))
+]
+ResponderOpt = Annotated[
+    str | None, typer.Option("--responder-model", help=describe(ModelOptions, "responder_model"))
+]
+JudgeOpt = Annotated[str | None, typer.Option("--judge-model", help=describe(ModelOptions, "judge_model"))]
+OptimizerOpt = Annotated[
+    str | None, typer.Option("--optimizer-model", help=describe(ModelOptions, "optimizer_model"))
+]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help=describe(ModelOptions, "base_url"))]
+ApiKeyEnvOpt = Annotated[str | None, typer.Option("--api-key-env", help=describe(ModelOptions, "api_key_env"))]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", "-j", min=1, help=describe(ModelOptions, "concurrency"))
+]
+TimeoutOpt = Annotated[
+    float | None, typer.Option("--request-timeout", min=0.1, help=describe(ModelOptions, "request_timeout"))
+]
+
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="run directory (created, or resumed if it exists)")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="paper | default | demo | evol-instruct (`autoevol presets`)")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help=describe(ExecSettings, "overwrite"))]
+RetryFailedOpt = Annotated[bool, typer.Option("--retry-failed", help=describe(ExecSettings, "retry_failed"))]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help=describe(ExecSettings, "quiet"))]
+MaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", min=1, help=describe(ExecSettings, "max_calls"))]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help=describe(ExecSettings, "max_tokens"))]
+
+SchemaOpt = Annotated[str, typer.Option("--schema", help=describe(DataOptions, "schema"))]
+FieldOpt = Annotated[str | None, typer.Option("--field", help=describe(DataOptions, "field"))]
+IdFieldOpt = Annotated[str | None, typer.Option("--id-field", help=describe(DataOptions, "id_field"))]
+BadRowOpt = Annotated[Literal["fail", "skip"], typer.Option("--on-bad-row", help=describe(DataOptions, "on_bad_row"))]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help=describe(DataOptions, "limit"))]
+EncodingOpt = Annotated[str | None, typer.Option("--encoding", help=describe(DataOptions, "encoding"))]
+
+SplitOpt = Annotated[str | None, typer.Option("--split", help=describe(DataOptions, "split"))]
+
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help=describe(PlanOptions, "dry_run"))]
+PriceInOpt = Annotated[float | None, typer.Option("--price-in", min=0, help=describe(PlanOptions, "price_in"))]
+PriceOutOpt = Annotated[float | None, typer.Option("--price-out", min=0, help=describe(PlanOptions, "price_out"))]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", metavar="FILE.toml", is_eager=True, callback=load_config, help=describe(PlanOptions, "config"))]
+
+
+class ExportFormat(StrEnum):  # typer takes a list of enums, not of literals
+    alpaca = "alpaca"
+    sharegpt = "sharegpt"
+
+
+ExportOpt = Annotated[list[ExportFormat] | None, typer.Option("--export", help=describe(ExecSettings, "export"))]
+
+RoundsOpt = Annotated[int | None, typer.Option("--rounds", "-r", min=1, help=describe(EvolveSettings, "rounds"))]
+MixOpt = Annotated[str | None, typer.Option("--mix", help=describe(EvolveSettings, "mix"))]
+RuleSetOpt = Annotated[str | None, typer.Option("--rule-set", help=describe(EvolveSettings, "rule_set"))]
+MathOpt = Annotated[bool | None, typer.Option("--math-answers/--no-math-answers",
+                                              help=describe(EvolveSettings, "math_answers"))]
+StepsOpt = Annotated[int | None, typer.Option("--steps", help=describe(OptimizeSettings, "steps"))]
+CandidatesOpt = Annotated[int | None, typer.Option("--candidates", help=describe(OptimizeSettings, "candidates"))]
+DevSizeOpt = Annotated[int | None, typer.Option("--dev-size", help=describe(OptimizeSettings, "dev_size"))]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help=describe(OptimizeSettings, "batch_size"))]
+PoolOpt = Annotated[int | None, typer.Option("--pool-size", help=describe(OptimizeSettings, "pool_size"))]
+PatienceOpt = Annotated[int | None, typer.Option("--patience", help=describe(OptimizeSettings, "patience"))]
+ScreenOpt = Annotated[int | None, typer.Option("--screen-size", help=describe(OptimizeSettings, "screen_size"))]
+InitialOpt = Annotated[
+    str | None, typer.Option("--initial-method", help=describe(OptimizeSettings, "initial_method"))
+]
+TrajectoryOpt = Annotated[
+    int | None,
+    typer.Option("--trajectory-rounds", min=1, max=3, help=describe(OptimizeSettings, "trajectory_rounds")),
+]
