@@ -17,7 +17,7 @@ browser:
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,local]'
 	touch $@
 
 demo: $(BIN)/.installed
