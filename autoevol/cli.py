@@ -45,11 +45,7 @@ def ping(
                                       request_timeout))
     reply = guarded(lambda: asyncio.run(api_ping(spec, prompt, max_tokens=max_tokens)), resumable=False)
     typer.echo(reply.text.strip())
-    typer.echo(
-        f"-- {spec.label}: {reply.latency_s:.2f}s, prompt {reply.usage.prompt_tokens} tokens, completion "
-        f"{reply.usage.completion_tokens} tokens ({reply.usage.completion_tokens / max(reply.latency_s, 1e-9):.1f} "
-        f"tokens/s){' [cached]' if reply.cached else ''}"
-    )
+    typer.echo(reply.describe())
 
 
 @cache_app.command("stats")

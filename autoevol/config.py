@@ -96,6 +96,10 @@ class ExecSettings(_Frozen):
     max_consecutive_errors: int = Field(
         25, ge=1, description="stop (resumably) after this many rows in a row fail on model errors"
     )
+    progress_interval_s: float | None = Field(
+        None, gt=0, description="seconds between plain progress lines when stderr is not a terminal "
+        "(default: $AUTOEVOL_PROGRESS_INTERVAL, else 10)"
+    )
 
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {

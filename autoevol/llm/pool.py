@@ -92,6 +92,8 @@ class ModelPool(AbstractAsyncContextManager["ModelPool"]):
                 request_timeout_s=spec.request_timeout,
                 retry=RetryPolicy(max_retries=spec.max_retries),
             )
+            endpoint.on_retry = self.meter.record_retry
+            endpoint.api_key_env = spec.api_key_env
             self._endpoints[key] = endpoint
         model = spec.model if spec.kind == "openai" else spec.label
         client = LLM(endpoint, model=model, label=spec.label, cache=self.cache, meter=self.meter, budget=self.budget)
