@@ -323,9 +323,10 @@ async def _optimize_phase(
                       dev_duplicates_left_out=split.dev_duplicates)
     optimizer = build_optimizer(s.llm("evol"), s.llm("optimizer"), split, s.run, opt, evo, on_step=on_step,
                                 on_progress=s.view.loop_event)
-    state = await optimizer.run_loop(load_method(opt.initial_method))
+    initial = load_method(opt.initial_method)
+    state = await optimizer.run_loop(initial)
     models = {role: spec.semantic() for role, spec in s.specs.items()}
-    return write_result(s.run, state, models, source.describe())
+    return replace(write_result(s.run, state, models, source.describe()), initial=initial)
 
 
 async def optimize_async(

@@ -30,7 +30,7 @@ from autoevol.cli_options import (
     SchemaOpt,
     TimeoutOpt,
 )
-from autoevol.cli_support import describe_outcome, guarded, model_spec, print_step, print_summary
+from autoevol.cli_support import describe_outcome, guarded, model_spec, print_outcome, print_step, print_summary
 
 DataArg = Annotated[Path, typer.Argument(help="JSONL, JSON, CSV, Parquet or a saved HF datasets directory")]
 RoundsOpt = Annotated[int | None, typer.Option("--rounds", "-r", min=1, help="evolution rounds of the final pass")]
@@ -162,6 +162,7 @@ def optimize(
     """Search for the evolving method with the lowest dev failure rate; writes output/best_method.json."""
     job = _job(locals(), with_evolve=False)
     outcome = guarded(job)
+    print_outcome(outcome, quiet=quiet)
     typer.echo(f"best method {describe_outcome(outcome)} -> {out / 'output' / 'best_method.json'}")
 
 
@@ -202,6 +203,7 @@ def run(
     """Optimise an evolving method, then evolve the whole dataset with it (one resumable run)."""
     result = guarded(_job(locals(), with_evolve=True))
     if result.optimization is not None:
+        print_outcome(result.optimization, quiet=quiet)
         typer.echo(f"selected method {describe_outcome(result.optimization)}")
     print_summary(result.summary, quiet=quiet, run_dir=result.run_dir)
 

@@ -181,11 +181,15 @@ class ProgressView:
                     self._work.paid_one(now)  # stored or cached verdicts come in a burst: not a rate
                 self._work.done, self._work.total = event.done, total
         if self._progress is not None:
+            # The live bar counts steps (a scoring step partly done by its verdicts); the verdicts
+            # themselves are in the description.
+            steps_done = float(event.step) if event.phase == "step_done" else event.step - 1 + (
+                event.done / event.total if event.phase == "scoring" and event.total else 0.0)
             if self._opt_task is None:
-                self._opt_task = self._progress.add_task(title, total=total, completed=event.done, rate="",
+                self._opt_task = self._progress.add_task(title, total=event.steps, completed=steps_done, rate="",
                                                          eta="?", stats="")
             else:
-                self._progress.update(self._opt_task, total=total, completed=event.done)
+                self._progress.update(self._opt_task, total=event.steps, completed=steps_done)
             self._task = self._opt_task
         self._refresh()
 
@@ -265,8 +269,11 @@ class ProgressView:
         if self._progress is None or self._task is None:
             return
         with self._lock:
+            work = self._work
+            counted = (f" {work.done}/{work.total}" if work is not None and work.unit == "dev verdicts"
+                       and work.total else "")
             fields = {"rate": self._rate(), "eta": _clock(self._eta()), "stats": self.stats_line(),
-                      "description": self._headline()}
+                      "description": self._headline() + counted}
         self._progress.update(self._task, **fields)
 
     def _tick(self) -> None:

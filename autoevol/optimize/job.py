@@ -30,6 +30,7 @@ class OptimizeOutcome:
     best: EvolvingMethod
     history: list[StepRecord]
     best_lambda: float | None
+    initial: EvolvingMethod | None = None  # the method the search started from (the first parent)
 
 
 def read_split(source: DataSource, settings: OptimizeSettings, seed: int) -> Split:
