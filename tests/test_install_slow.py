@@ -90,3 +90,17 @@ def test_pip_install_without_local_extra(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "run" / "output" / "summary.json").read_text())
     assert summary["rounds"][0]["accepted"] == 4
     assert sys.executable != str(py)  # the checks above ran in the new venv, not in this interpreter
+
+
+def test_ping_local_reports_load_apart_from_generation(tmp_path: Path) -> None:
+    """The embedded model's first call loads it: that time is shown apart, and tokens/s is generation only."""
+    import re
+
+    from tests.fixtures.evolve_server import run_cli
+
+    run = run_cli(["ping", "--model", "local", "--max-tokens", "16"], home=tmp_path / "home", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    found = re.search(r"-- local:\S+: load (\d+\.\d+)s, generation (\d+\.\d+)s, .* \((\d+\.\d+) tokens/s\)", run.stdout)
+    assert found is not None, run.stdout
+    load, generation, speed = map(float, found.groups())
+    assert load > 0 and generation > 0 and speed > 0
