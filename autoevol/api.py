@@ -16,9 +16,11 @@ from autoevol.data.source import DataSource
 from autoevol.data.writers import atomic_write_text
 from autoevol.errors import (
     AutoevolError,
+    BackendError,
     BudgetExhausted,
     ConfigError,
     DataError,
+    DeadlineExceeded,
     ResumeMismatchError,
     TooManyErrors,
 )
@@ -248,6 +250,7 @@ async def _evolve_phase(
             stopped = {"reason": str(error), "resumable": False}
             write_outputs(s.run, settings, done, _run_extra(s, ticker, extra, "failed", stopped=stopped))
         raise
+    s.view.start("writing outputs and the report", None, unit="")  # seconds on a big run: still alive
     summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"))
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
     s.run.set_status("finished")
@@ -444,14 +447,29 @@ class PingResult:
 
 
 async def ping(spec: ModelSpec, prompt: str, *, max_tokens: int = 64) -> PingResult:
-    """One uncached completion, to check a model answers: one attempt, within the spec's request timeout.
+    """One uncached completion, to check a model answers, within the spec's request timeout overall.
 
-    No retries: a ping asks "does it answer now?", and a closed port must not take the whole retry
-    ramp (about 23 s) to say so; a 429 or a 5xx is itself the answer worth showing.
+    The spec's retries still apply (a 429 is worth waiting for), but a ping is a question with a
+    deadline: a closed port must not take the whole retry ramp (about 23 s) to say so. It goes to
+    the endpoint directly (nothing to cache or budget), so the deadline cancels the retries too.
     """
     async with open_pool(ExecSettings(), use_cache=False) as pool:
-        llm = pool.llm(spec.model_copy(update={"max_retries": 0}))
-        reply = await llm.chat([user(prompt)], phase="ping", max_tokens=max_tokens)
+        llm = pool.llm(spec)
+        last: list[BackendError] = []
+
+        def remember(error: BackendError) -> None:
+            last[:] = [error]
+            pool.meter.record_retry(error)
+
+        llm.endpoint.on_retry = remember
+        try:
+            async with asyncio.timeout(spec.request_timeout):
+                reply = await llm.endpoint.complete(llm.request([user(prompt)], max_tokens=max_tokens))
+        except TimeoutError:
+            because = f" (last error: {last[0]})" if last else ""
+            raise DeadlineExceeded(
+                f"no answer from {llm.endpoint.where} within the {spec.request_timeout:g}s request timeout{because}"
+            ) from None
         return PingResult(spec.label, reply, getattr(llm.endpoint.backend, "load_s", None))
 
 

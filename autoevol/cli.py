@@ -19,7 +19,7 @@ from autoevol.cli_options import (
     QuietOpt,
     TimeoutOpt,
 )
-from autoevol.cli_support import describe_outcome, guarded, model_spec
+from autoevol.cli_support import describe_outcome, guarded, model_spec, print_outcome
 
 app = typer.Typer(help="Auto Evol-Instruct: evolve instruction data with automatically optimised methods.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -137,6 +137,7 @@ def resume(
     if hasattr(result, "summary"):
         print_summary(result.summary, run_dir=result.run_dir, quiet=quiet)
     else:
+        print_outcome(result, quiet=quiet)
         path = run_dir / "output" / "best_method.json"
         typer.echo(f"best method {describe_outcome(result)} -> {path}")
 

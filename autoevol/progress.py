@@ -52,8 +52,8 @@ def _clock(seconds: float | None) -> str:
 class _Work:
     """One unit of display: an evolve round (rows) or the optimisation (steps, then dev verdicts)."""
 
-    def __init__(self, title: str, total: int | None, unit: str, done: int = 0) -> None:
-        self.title, self.total, self.unit = title, total, unit
+    def __init__(self, title: str, total: int | None, unit: str, done: int = 0, *, optimise: bool = False) -> None:
+        self.title, self.total, self.unit, self.optimise = title, total, unit, optimise
         self.done = done
         self.started = time.monotonic()
         # Paid work only: the first and last paid completion, and how many there were.
@@ -175,7 +175,8 @@ class ProgressView:
                 opt["finished"] = event.step
             if self._opt_key != (event.step, event.phase):
                 self._opt_key = (event.step, event.phase)
-                self._work = _Work(title, total, "dev verdicts" if event.phase == "scoring" else "", event.done)
+                self._work = _Work(title, total, "dev verdicts" if event.phase == "scoring" else "", event.done,
+                                   optimise=True)
             elif self._work is not None:
                 if event.done > self._work.done and self._paid_since_last():
                     self._work.paid_one(now)  # stored or cached verdicts come in a burst: not a rate
@@ -219,7 +220,7 @@ class ProgressView:
         work = self._work
         if work is None:
             return None
-        if work.unit == "rows":
+        if not work.optimise:
             return work.eta()
         # Optimisation: the mean paid step times the steps left (minus the current step's time so far).
         opt = self._opt
@@ -242,7 +243,7 @@ class ProgressView:
         work = self._work
         if work is None:
             return ""
-        if work.unit == "rows":
+        if not work.optimise:
             return work.title
         opt = self._opt
         what = _PHASES.get(opt.get("phase", ""), opt.get("phase", ""))
@@ -261,8 +262,9 @@ class ProgressView:
             elif work.unit:
                 count = f"{work.done:,} {work.unit}"
             elapsed = _clock(time.monotonic() - work.started)
-            fields = [f for f in (count, self._rate(), f"elapsed {elapsed}", f"ETA {_clock(self._eta())}",
-                                  self.stats_line()) if f]
+            eta = self._eta()
+            shown_eta = f"ETA {_clock(eta)}" if eta is not None or work.total is not None or work.optimise else ""
+            fields = [f for f in (count, self._rate(), f"elapsed {elapsed}", shown_eta, self.stats_line()) if f]
             return f"[{time.strftime('%H:%M:%S')}] {self._headline()}: " + " · ".join(fields)
 
     def _refresh(self) -> None:
