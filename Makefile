@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # A portable llama.cpp build (no -march=native) without the multimodal helper, which we never use.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint bench clean browser docs
 
 # The report's browser test drives Debian's chromium (never a browser downloaded by Playwright).
 # Installed only where apt and root are available and chromium is missing: a no-op everywhere else.
@@ -17,7 +17,7 @@ browser:
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,local]'
 	touch $@
 
 demo: $(BIN)/.installed
@@ -30,6 +30,10 @@ test: $(BIN)/.installed browser
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
+
+# docs/cli.md from the CLI's own --help (tests/test_cli_docs.py fails when they drift apart).
+docs: $(BIN)/.installed
+	$(BIN)/python -m tests.support.cli_docs docs/cli.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

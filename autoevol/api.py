@@ -16,9 +16,11 @@ from autoevol.data.source import DataSource
 from autoevol.data.writers import atomic_write_text
 from autoevol.errors import (
     AutoevolError,
+    BackendError,
     BudgetExhausted,
     ConfigError,
     DataError,
+    DeadlineExceeded,
     ResumeMismatchError,
     TooManyErrors,
 )
@@ -119,10 +121,11 @@ class _ProgressEvents:
     # (round, started at, usage totals then): summary.json's per-round usage and wall time
     marks: list[tuple[int, float, Any]] = field(default_factory=list)
 
-    def round(self, round_: int, total: int) -> None:
-        self.done, self.total = 0, total
+    def round(self, round_: int, total: int, kept: RoundStats) -> None:
+        # Rows a resumed run keeps are done from the start (with their outcomes), not re-counted.
+        self.done, self.total = kept.inputs, total
         self.marks.append((round_, time.monotonic(), self.s.pool.meter.total()))
-        self.s.view.start(f"evolve round {round_}", total)
+        self.s.view.start(f"evolve round {round_}", total, done=kept.inputs, kept=kept.status)
 
     def per_round(self) -> dict[int, dict[str, Any]]:
         ends = [*self.marks[1:], (0, time.monotonic(), self.s.pool.meter.total())]
@@ -198,7 +201,7 @@ async def _session_body(
     run: RunDir, pool: ModelPool, specs: dict[str, ModelSpec], exec_settings: ExecSettings,
     backends: Mapping[str, Backend] | None, invocations: Invocations, body: Callable[[_Session], Any],
 ) -> Any:
-    with ProgressView(pool.meter, quiet=exec_settings.quiet) as view:
+    with ProgressView(pool.meter, quiet=exec_settings.quiet, interval_s=exec_settings.progress_interval_s) as view:
         try:
             return await body(_Session(run, pool, view, specs, backends or {}, invocations))
         except (BudgetExhausted, TooManyErrors) as error:
@@ -251,6 +254,7 @@ async def _evolve_phase(
             write_outputs(s.run, settings, done, _run_extra(s, ticker, extra, "failed", stopped=stopped),
                           exec_settings.export)
         raise
+    s.view.start("writing outputs and the report", None, unit="")  # seconds on a big run: still alive
     summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"), exec_settings.export)
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
     s.run.set_status("finished")
@@ -324,10 +328,12 @@ async def _optimize_phase(
     split = read_split(source, opt, evo.seed)
     s.run.events.emit("split", dev=[x.seed_id for x in split.dev], train=len(split.train),
                       dev_duplicates_left_out=split.dev_duplicates)
-    optimizer = build_optimizer(s.llm("evol"), s.llm("optimizer"), split, s.run, opt, evo, on_step=on_step)
-    state = await optimizer.run_loop(load_method(opt.initial_method))
+    optimizer = build_optimizer(s.llm("evol"), s.llm("optimizer"), split, s.run, opt, evo, on_step=on_step,
+                                on_progress=s.view.loop_event)
+    initial = load_method(opt.initial_method)
+    state = await optimizer.run_loop(initial)
     models = {role: spec.semantic() for role, spec in s.specs.items()}
-    return write_result(s.run, state, models, source.describe())
+    return replace(write_result(s.run, state, models, source.describe()), initial=initial)
 
 
 async def optimize_async(
@@ -420,10 +426,51 @@ def served_model_spec(base_url: str, api_key_env: str | None = None) -> str:
     )
 
 
-async def ping(spec: ModelSpec, prompt: str, *, max_tokens: int = 64) -> Completion:
-    """One uncached completion, to check a model answers."""
+@dataclass(frozen=True, slots=True)
+class PingResult:
+    label: str
+    completion: Completion
+    load_s: float | None  # the embedded model's load, apart from generation; None for a server
+
+    @property
+    def text(self) -> str:
+        return self.completion.text
+
+    def describe(self) -> str:
+        """'-- LABEL: load 8.1s, generation 0.30s, prompt P tokens, completion C tokens (N tokens/s)'."""
+        reply = self.completion
+        load = f"load {self.load_s:.2f}s, generation " if self.load_s is not None else ""
+        speed = reply.usage.completion_tokens / max(reply.latency_s, 1e-9)
+        return (f"-- {self.label}: {load}{reply.latency_s:.2f}s, prompt {reply.usage.prompt_tokens} tokens, "
+                f"completion {reply.usage.completion_tokens} tokens ({speed:.1f} tokens/s)"
+                f"{' [cached]' if reply.cached else ''}")
+
+
+async def ping(spec: ModelSpec, prompt: str, *, max_tokens: int = 64) -> PingResult:
+    """One uncached completion, to check a model answers, within the spec's request timeout overall.
+
+    The spec's retries still apply (a 429 is worth waiting for), but a ping is a question with a
+    deadline: a closed port must not take the whole retry ramp (about 23 s) to say so. It goes to
+    the endpoint directly (nothing to cache or budget), so the deadline cancels the retries too.
+    """
     async with open_pool(ExecSettings(), use_cache=False) as pool:
-        return await pool.llm(spec).chat([user(prompt)], phase="ping", max_tokens=max_tokens)
+        llm = pool.llm(spec)
+        last: list[BackendError] = []
+
+        def remember(error: BackendError) -> None:
+            last[:] = [error]
+            pool.meter.record_retry(error)
+
+        llm.endpoint.on_retry = remember
+        try:
+            async with asyncio.timeout(spec.request_timeout):
+                reply = await llm.endpoint.complete(llm.request([user(prompt)], max_tokens=max_tokens))
+        except TimeoutError:
+            because = f" (last error: {last[0]})" if last else ""
+            raise DeadlineExceeded(
+                f"no answer from {llm.endpoint.where} within the {spec.request_timeout:g}s request timeout{because}"
+            ) from None
+        return PingResult(spec.label, reply, getattr(llm.endpoint.backend, "load_s", None))
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,10 @@ class ExecSettings(_Frozen):
     export: tuple[Export, ...] = Field(
         (), description="also write the training set as output/evolved.FORMAT.jsonl (alpaca, sharegpt); repeatable"
     )
+    progress_interval_s: float | None = Field(
+        None, gt=0, description="seconds between plain progress lines when stderr is not a terminal "
+        "(default: $AUTOEVOL_PROGRESS_INTERVAL, else 10)"
+    )
 
 
 class PlanOptions(_Frozen):

@@ -28,7 +28,6 @@ import os
 import random
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -185,16 +184,14 @@ def failed_on_model_errors(out: Path) -> int:
 
 
 def phase_of(out: Path) -> str:
-    db_path = out / "state.db"
+    """The phase a killed process was in: evolve once a round has started (events.jsonl is flushed
+    per event), which stored units cannot tell early on: the first units may still be in flight."""
+    events = out / "events.jsonl"
     try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            evolved = db.execute("SELECT COUNT(*) FROM units WHERE phase = 'evolve'").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
+        text = events.read_text(encoding="utf-8")
+    except OSError:
         return "optimize"
-    return "evolve" if evolved else "optimize"
+    return "evolve" if '"event": "round_started"' in text else "optimize"
 
 
 def schedule(s: Settings, optimize_answers: int, total: int) -> list[int]:

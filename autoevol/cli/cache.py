@@ -40,8 +40,14 @@ def cache_clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="do not as
     from autoevol.home import cache_path
     from autoevol.llm.cache import ResponseCache
 
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"clear {cache_path()}?"):
-        raise typer.Exit(1)
+    if not yes:
+        if not sys.stdin.isatty():  # a pipe or a script cannot have meant "yes" by accident
+            typer.secho(f"error: nothing removed: clearing {cache_path()} needs a terminal to confirm, or --yes",
+                        fg="red", err=True)
+            raise typer.Exit(2)
+        if not typer.confirm(f"clear every cached response in {cache_path()}?"):
+            typer.echo("nothing removed")
+            raise typer.Exit(1)
 
     def clear() -> int:
         cache = ResponseCache(cache_path())

@@ -63,6 +63,7 @@ from autoevol.cli.support import (
     model_spec,
     print_data,
     print_dry_run,
+    print_outcome,
     print_step,
     print_summary,
 )
@@ -253,6 +254,7 @@ def optimize(
                                               exec_settings=exec_settings, on_step=None if quiet else print_step))
 
     outcome = guarded(go)
+    print_outcome(outcome, quiet=quiet)
     typer.echo(f"best method {describe_outcome(outcome)} -> {out / 'output' / 'best_method.json'}")
 
 
@@ -327,6 +329,7 @@ def run(
 
     result = guarded(go)
     if result.optimization is not None:
+        print_outcome(result.optimization, quiet=quiet)
         typer.echo(f"selected method {describe_outcome(result.optimization)}")
     print_summary(result.summary, quiet=quiet, run_dir=result.run_dir)
 

@@ -18,7 +18,7 @@ from autoevol.cli.options import (
     QuietOpt,
     TimeoutOpt,
 )
-from autoevol.cli.support import describe_outcome, guarded, model_spec
+from autoevol.cli.support import describe_outcome, guarded, model_spec, print_outcome
 
 # rich_markup_mode=None: click's plain help wraps long option names instead of truncating them at 80 columns.
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -80,11 +80,7 @@ def ping(
                                       request_timeout))
     reply = guarded(lambda: asyncio.run(api_ping(spec, prompt, max_tokens=max_tokens)), resumable=False)
     typer.echo(reply.text.strip())
-    typer.echo(
-        f"-- {spec.label}: {reply.latency_s:.2f}s, prompt {reply.usage.prompt_tokens} tokens, completion "
-        f"{reply.usage.completion_tokens} tokens ({reply.usage.completion_tokens / max(reply.latency_s, 1e-9):.1f} "
-        f"tokens/s){' [cached]' if reply.cached else ''}"
-    )
+    typer.echo(reply.describe())
 
 
 @methods_app.command("list")
@@ -129,6 +125,7 @@ def resume(
     if isinstance(result, EvolveResult):
         print_summary(result.summary, run_dir=result.run_dir, quiet=quiet)
     else:
+        print_outcome(result, quiet=quiet)
         path = run_dir / "output" / "best_method.json"
         typer.echo(f"best method {describe_outcome(result)} -> {path}")
 

@@ -81,6 +81,13 @@ def print_step(record: StepRecord | Mapping[str, Any]) -> None:
     typer.echo(f"step {record.step}: {lam}, {who}, method {record.method.id}{extra}{screened}")
 
 
+def print_outcome(outcome: Any, *, quiet: bool = False) -> None:
+    """The end-of-optimisation table and diff (`autoevol.optimize.explain`), loaded only when used."""
+    from autoevol.optimize.explain import print_outcome as explain
+
+    explain(outcome, quiet=quiet)
+
+
 def describe_outcome(outcome: Any) -> str:
     """'m-… (dev λ=0.125)' for an optimisation outcome."""
     value = outcome.best_lambda

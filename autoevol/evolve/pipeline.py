@@ -116,11 +116,14 @@ async def evolve_dataset(
     run: RunDir,
     executor: Executor,
     on_row: ProgressHook | None = None,
-    on_round: Callable[[int, int], None] | None = None,
+    on_round: Callable[[int, int, RoundStats], None] | None = None,
     max_consecutive_errors: int | None = None,
     retry_failed: bool = False,
 ) -> list[RoundStats]:
     """Run (or finish) every round; returns per-round counts that reconcile with the inputs.
+
+    `on_round(round, inputs, kept)` opens each round; `kept` counts the units a resumed run keeps
+    (they are skipped, so `on_row` never sees them), so a progress display starts where the run is.
 
     A unit already stored is skipped, except a `failed` row caused by a transient model error
     (server down, deadline...): running the same command again retries exactly those. Rows the
@@ -133,9 +136,9 @@ async def evolve_dataset(
     for round_ in range(1, settings.rounds + 1):
         jobs = _seed_jobs(source) if round_ == 1 else _next_round_jobs(run, round_, settings)
         total = _round_total(source, run, round_, settings)
-        if on_round:
-            on_round(round_, total)
         done = run.state.keys(PHASE, skip_flagged="model_failed" if retry_failed else "retry")
+        if on_round:
+            on_round(round_, total, _kept(run, round_, methods_id, done))
         run.events.emit("round_started", round=round_, inputs=total)
 
         async def work(item: tuple[Job, BadRow | None]) -> OutputRow:
@@ -163,6 +166,17 @@ async def evolve_dataset(
         stats.append(round_stats)
         run.events.emit("round_finished", **round_stats.to_dict(), seconds=round(time.monotonic() - started, 3))
     return stats
+
+
+def _kept(run: RunDir, round_: int, methods_id: str, done: set[str]) -> RoundStats:
+    """Counts of the round's stored units that this run skips (every stored one but those retried)."""
+    kept = RoundStats(round_)
+    if done:
+        for payload in run.state.iter_phase(PHASE, round_):
+            row = StoredUnit.from_dict(payload).row
+            if unit_key(methods_id, row.seed_id, round_) in done:
+                kept.add(row)
+    return kept
 
 
 def stored_round_stats(run: RunDir, round_: int) -> RoundStats:

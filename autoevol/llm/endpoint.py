@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from autoevol.errors import BackendError, DeadlineExceeded, RateLimitError, is_retryable
+from autoevol.errors import BackendError, DeadlineExceeded, ModelNotFoundError, RateLimitError, is_retryable
 from autoevol.llm.base import Backend
 from autoevol.types import Completion, CompletionRequest
 
@@ -142,6 +142,11 @@ class Endpoint:
         self._congestion: list[float] = []
         self.requests = 0  # first attempts: the work
         self.deadline_retries = 0
+        #: Told of every error about to be retried (the pool counts them by cause in the usage meter).
+        self.on_retry: Callable[[BackendError], None] | None = None
+        #: Where the key is, for the model list a 404 answers with (set by the pool; the backend keeps it private).
+        self.api_key_env: str | None = None
+        self._not_found_hint: str | None = None
 
     @property
     def identity(self) -> str:
@@ -162,6 +167,8 @@ class Endpoint:
             try:
                 return await self._attempt(request, on_send)
             except BackendError as error:
+                if isinstance(error, ModelNotFoundError):
+                    raise await self._explain_not_found(error) from None
                 if not is_retryable(error):
                     raise
                 if attempt >= self.retry.max_retries:
@@ -174,11 +181,26 @@ class Endpoint:
                             f"the retry budget for timeouts is spent: {self.deadline_retries} retries for "
                             f"{self.requests} requests")) from None
                     self.deadline_retries += 1
+                if self.on_retry is not None:
+                    self.on_retry(error)
                 retry_after = getattr(error, "retry_after", None)
                 wait = self.retry.delay(attempt, self._rng, retry_after)
                 log.info("retrying after %s (attempt %d, waiting %.2fs)", type(error).__name__, attempt + 1, wait)
                 attempt += 1
                 await asyncio.sleep(wait)
+
+    async def _explain_not_found(self, error: ModelNotFoundError) -> ModelNotFoundError:
+        """A 404 with what the server does serve (asked once per endpoint), e.g. a base URL missing /v1."""
+        url = getattr(self.backend, "base_url", None)
+        if not isinstance(url, str):
+            return error
+        if self._not_found_hint is None:
+            from autoevol.llm.hints import not_found_hint
+
+            self._not_found_hint = await not_found_hint(url, self.api_key_env)
+        if self._not_found_hint and self._not_found_hint not in str(error):
+            error.args = (f"{error}; {self._not_found_hint}",)
+        return error
 
     async def _attempt(self, request: CompletionRequest, on_send: Callable[[], None] | None) -> Completion:
         async with self.limiter:

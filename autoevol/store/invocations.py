@@ -63,6 +63,7 @@ class Invocations:
             self._record["status"] = status
         self._record["seconds"] = round(time.monotonic() - self._started, 2)
         self._record["usage"] = self.meter.snapshot()
+        self._record["retries"] = dict(self.meter.retries)
         if self.run.state.is_empty():
             return
         records = self._stored()[: self._index]
@@ -78,16 +79,22 @@ class Invocations:
         self.save(status)
         records = [*self._stored()[: self._index], self._record]
         listed = []
+        retries: dict[str, int] = {}
         for i, record in enumerate(records):
             # We hold the run's lock: an earlier record still "running" is a process that was killed.
             state = "killed" if record.get("status") == "running" and i < self._index else record.get("status")
             counts: dict[str, Any] = {}
             for entry in record.get("usage", []):
                 _add(counts, entry)  # all models and phases of the invocation together
+            _add(retries, record.get("retries") or {})
             listed.append({"command": record.get("command"), "started_at": record.get("started_at"),
-                           "status": state, "seconds": record.get("seconds", 0.0), **counts})
+                           "status": state, "seconds": record.get("seconds", 0.0), **counts,
+                           "retries": record.get("retries") or {}})
         return {
             "seconds": round(sum(float(r.get("seconds", 0.0)) for r in records), 2),
             "usage": merge_usage(r.get("usage", []) for r in records),
+            # Attempts that failed and were retried, by cause (429, 5xx, timeout, transport, bad_body):
+            # `usage` counts each call once, so a slow, flaky endpoint shows here and nowhere else.
+            "retries": dict(sorted(retries.items())),
             "invocations": listed,
         }

@@ -168,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?")[0].rstrip("/")
-        if path in _MODELS_PATHS:
+        if path in _MODELS_PATHS and not (self.server.fake.v1_only and not path.startswith("/v1/")):
             self.send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
         elif path == "/health":
             self.send_json(200, {"status": "ok"})
@@ -182,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = self.path.split("?")[0].rstrip("/")
-        if path not in _CHAT_PATHS:
+        if path not in _CHAT_PATHS or (self.server.fake.v1_only and not path.startswith("/v1/")):
             self.send_json(404, _error_body(f"no route {path}", 404))
             return
         try:
@@ -255,6 +255,8 @@ class FakeOpenAIServer:
     ) -> None:
         self.reply: Reply = reply or echo_last
         self.latency_s = latency_s
+        #: Serve only the /v1/... routes, like vLLM: a base URL without /v1 then meets 404s.
+        self.v1_only = False
         self._workers = threading.Semaphore(max_concurrent) if max_concurrent else None
         self._address = (host, port)
         self._lock = threading.Lock()
