@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from autoevol.config import EvolveSettings
@@ -135,7 +136,6 @@ async def evolve_dataset(
         total = _round_total(source, run, round_, settings)
         if on_round:
             on_round(round_, total)
-        done = run.state.keys(PHASE, skip_flagged="model_failed" if retry_failed else "retry")
         run.events.emit("round_started", round=round_, inputs=total)
 
         async def work(item: tuple[Job, BadRow | None]) -> OutputRow:
@@ -153,7 +153,8 @@ async def evolve_dataset(
             streak.add(row.failure_category, row.error)
 
         intake = _Intake(jobs)
-        pending = (item for item in intake if unit_key(methods_id, item[0].seed_id, round_) not in done)
+        flag = "model_failed" if retry_failed else "retry"
+        pending = _not_done(run, intake, lambda job: unit_key(methods_id, job.seed_id, job.round), flag)
         started = time.monotonic()
         await executor.run(work, pending, store)
         if intake.error is not None:
@@ -163,6 +164,18 @@ async def evolve_dataset(
         stats.append(round_stats)
         run.events.emit("round_finished", **round_stats.to_dict(), seconds=round(time.monotonic() - started, 3))
     return stats
+
+
+def _not_done(
+    run: RunDir, items: Iterator[tuple[Job, BadRow | None]], key_of: Callable[[Job], str], skip_flagged: str,
+    batch: int = 512,
+) -> Iterator[tuple[Job, BadRow | None]]:
+    """The items whose unit is not stored yet (or must be retried), asked of state.db one batch at a
+    time: memory stays flat however many units the phase already holds. Keys are unique within a
+    round (seed ids are), so a unit stored while its batch is pending cannot be asked for again."""
+    while chunk := list(islice(items, batch)):
+        done = run.state.done_among([key_of(job) for job, _ in chunk], skip_flagged=skip_flagged)
+        yield from (item for item in chunk if key_of(item[0]) not in done)
 
 
 def stored_round_stats(run: RunDir, round_: int) -> RoundStats:
