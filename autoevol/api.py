@@ -270,10 +270,22 @@ def _stored_stats(run: RunDir, settings: EvolveSettings) -> list[RoundStats]:
     return [counts for counts in stats if counts.inputs]
 
 
+#: Above this many stored rows the evolve run does not write report.html by itself: the report
+#: holds every row (and a MinHash signature of each) in memory, which a million-row run must not
+#: pay unasked. `autoevol report RUN` still makes it on demand.
+AUTO_REPORT_MAX_ROWS = 20_000
+
+
 def _write_report(run: RunDir) -> bool:
     """output/report.html; a report that cannot be made must not fail a finished run."""
+    from autoevol.evolve.units import PHASE
     from autoevol.report.html import write_report
 
+    rows = run.state.count(PHASE)
+    if rows > AUTO_REPORT_MAX_ROWS:
+        run.events.emit("report_skipped", rows=rows, reason=f"more than {AUTO_REPORT_MAX_ROWS} rows; "
+                        f"run `autoevol report {run.path}` to make it (it reads every row into memory)")
+        return False
     try:
         write_report(run.path)
     except Exception as error:  # the data is written; the report is only a view of it
