@@ -25,7 +25,7 @@ from autoevol.errors import (
 from autoevol.evolve.outputs import write_outputs
 from autoevol.evolve.pipeline import RoundStats, evolve_dataset, stored_round_stats
 from autoevol.evolve.steps import Models
-from autoevol.executor import LocalExecutor
+from autoevol.executor import Executor, LocalExecutor
 from autoevol.home import cache_path
 from autoevol.llm.base import Backend
 from autoevol.llm.cache import ResponseCache
@@ -86,6 +86,27 @@ def resolve_methods(method: str | None, settings: EvolveSettings) -> tuple[Evolv
 def _workers(specs: Mapping[str, ModelSpec], exec_settings: ExecSettings) -> int:
     # Enough units in progress to keep every endpoint's budget busy; more would only hold memory.
     return exec_settings.workers or max(2, 2 * max(spec.concurrency for spec in specs.values()))
+
+
+def _executor(s: _Session, exec_settings: ExecSettings) -> Executor:
+    """The engine the units run on. Ray workers rebuild the models from their specs, so backends
+    injected as Python objects (tests, library users) run only locally."""
+    workers = _workers(s.specs, exec_settings)
+    if exec_settings.engine == "local":
+        return LocalExecutor(workers)
+    if s.backends:
+        raise ConfigError("--engine ray builds models from their specs; injected backends run only locally")
+    from autoevol.engines.ray import RayExecutor
+
+    return RayExecutor(s.specs, address=exec_settings.ray_address, workers=exec_settings.ray_workers,
+                       in_flight=workers, meter=s.pool.meter, use_cache=s.pool.cache is not None,
+                       max_calls=exec_settings.max_calls, max_tokens=exec_settings.max_tokens)
+
+
+async def _close(executor: Executor) -> None:
+    close = getattr(executor, "aclose", None)
+    if close is not None:
+        await close()
 
 
 @dataclass(slots=True)
@@ -226,9 +247,10 @@ async def _evolve_phase(
     extra: dict[str, Any] = {}
     if optimization is not None:
         extra["method"] = {"id": optimization.best.id, "lambda": optimization.best_lambda}
+    executor = _executor(s, exec_settings)
     try:
         stats = await evolve_dataset(
-            source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
+            source, methods, models, settings, s.run, executor,
             on_row=ticker.row, on_round=ticker.round, max_consecutive_errors=exec_settings.max_consecutive_errors,
             retry_failed=exec_settings.retry_failed,
         )
@@ -247,6 +269,8 @@ async def _evolve_phase(
             stopped = {"reason": str(error), "resumable": False}
             write_outputs(s.run, settings, done, _run_extra(s, ticker, extra, "failed", stopped=stopped))
         raise
+    finally:
+        await _close(executor)
     summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"))
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
     s.run.set_status("finished")

@@ -13,6 +13,7 @@ from autoevol.cli_options import (
     BaseUrlOpt,
     ConcurrencyOpt,
     EncodingOpt,
+    EngineOpt,
     FieldOpt,
     IdFieldOpt,
     JudgeOpt,
@@ -25,6 +26,7 @@ from autoevol.cli_options import (
     OverwriteOpt,
     PresetOpt,
     QuietOpt,
+    RayAddressOpt,
     ResponderOpt,
     RetryFailedOpt,
     SchemaOpt,
@@ -111,6 +113,8 @@ def evolve(
     max_tokens: MaxTokensOpt = None,
     retry_failed: RetryFailedOpt = False,
     overwrite: OverwriteOpt = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Evolve every seed with one method, answer it, filter failures; resumable in --out."""
     from autoevol import api
@@ -125,7 +129,8 @@ def evolve(
         return api.evolve(source, methods=api.resolve_methods(method, settings), roles=roles, out=out,
                           settings=settings,
                           exec_settings=ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
-                                                     retry_failed=retry_failed, overwrite=overwrite))
+                                                     retry_failed=retry_failed, overwrite=overwrite,
+                                                     engine=engine, ray_address=ray_address))
 
     result = guarded(go)
     print_summary(result.summary, quiet=quiet, run_dir=result.run_dir)
@@ -158,6 +163,8 @@ def optimize(
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
     overwrite: OverwriteOpt = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Search for the evolving method with the lowest dev failure rate; writes output/best_method.json."""
     job = _job(locals(), with_evolve=False)
@@ -198,6 +205,8 @@ def run(
     max_tokens: MaxTokensOpt = None,
     retry_failed: RetryFailedOpt = False,
     overwrite: OverwriteOpt = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Optimise an evolving method, then evolve the whole dataset with it (one resumable run)."""
     result = guarded(_job(locals(), with_evolve=True))
@@ -225,7 +234,8 @@ def _job(opts: dict[str, Any], *, with_evolve: bool) -> Any:
         source = DataSource(opts["data"], schema=opts["schema"], field=opts["field"], on_bad_row="skip",
                             limit=opts.get("limit"), encoding=opts["encoding"])
         exec_settings = ExecSettings(quiet=opts["quiet"], max_calls=opts["max_calls"], max_tokens=opts["max_tokens"],
-                                     retry_failed=opts.get("retry_failed", False), overwrite=opts["overwrite"])
+                                     retry_failed=opts.get("retry_failed", False), overwrite=opts["overwrite"],
+                                     engine=opts["engine"], ray_address=opts["ray_address"])
         if not opts["quiet"]:
             for line in api.estimate_for(source, opt, evo, with_evolve=with_evolve).lines():
                 typer.echo(f"estimate: {line}")

@@ -57,3 +57,10 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="use only t
 EncodingOpt = Annotated[
     str | None, typer.Option("--encoding", help="text encoding of a JSON/CSV data file, e.g. latin-1 [default: UTF-8]")
 ]
+EngineOpt = Annotated[
+    Literal["local", "ray"],
+    typer.Option("--engine", help="where units run: local (this process) or ray (Ray actors, autoevol[ray])"),
+]
+RayAddressOpt = Annotated[
+    str | None, typer.Option("--ray-address", help="Ray cluster to join with --engine ray (e.g. auto, ray://HOST:10001)")
+]

@@ -96,6 +96,9 @@ class ExecSettings(_Frozen):
     max_consecutive_errors: int = Field(
         25, ge=1, description="stop (resumably) after this many rows in a row fail on model errors"
     )
+    engine: Literal["local", "ray"] = Field("local", description="where units run: this process, or Ray actors")
+    ray_address: str | None = Field(None, description="Ray cluster to join (e.g. auto, ray://HOST:10001)")
+    ray_workers: int | None = Field(None, ge=1, description="Ray actors (default: the cluster's CPUs)")
 
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {

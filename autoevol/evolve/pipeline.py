@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -23,7 +24,7 @@ from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError, DataError, TooManyErrors
 from autoevol.evolve.steps import Job, Models, pick_method, row_id, run_job
 from autoevol.evolve.units import MODEL_ERROR, PHASE, StoredUnit, unit_key
-from autoevol.executor import Executor
+from autoevol.executor import Clients, Executor, Work
 from autoevol.methods.method import EvolvingMethod
 from autoevol.store.run import RunDir
 
@@ -131,18 +132,14 @@ async def evolve_dataset(
     methods_id = "+".join(m.id for m in methods)
     stats: list[RoundStats] = []
     streak = _ErrorStreak(max_consecutive_errors)
+    recipe = EvolveRecipe(methods, settings, models.optimizer_label)
+    work = Work(partial(_evolve_item, methods, settings, models), recipe)
     for round_ in range(1, settings.rounds + 1):
         jobs = _seed_jobs(source) if round_ == 1 else _next_round_jobs(run, round_, settings)
         total = _round_total(source, run, round_, settings)
         if on_round:
             on_round(round_, total)
         run.events.emit("round_started", round=round_, inputs=total)
-
-        async def work(item: tuple[Job, BadRow | None]) -> OutputRow:
-            job, bad = item
-            if bad is not None:
-                return _bad_row(job, bad, models)
-            return await run_job(job, pick_method(methods, settings, job), models, settings, phase=PHASE)
 
         def store(item: tuple[Job, BadRow | None], row: OutputRow) -> None:
             job = item[0]
@@ -164,6 +161,30 @@ async def evolve_dataset(
         stats.append(round_stats)
         run.events.emit("round_finished", **round_stats.to_dict(), seconds=round(time.monotonic() - started, 3))
     return stats
+
+
+async def _evolve_item(
+    methods: tuple[EvolvingMethod, ...], settings: EvolveSettings, models: Models, item: tuple[Job, BadRow | None]
+) -> OutputRow:
+    job, bad = item
+    if bad is not None:
+        return _bad_row(job, bad, models)
+    return await run_job(job, pick_method(methods, settings, job), models, settings, phase=PHASE)
+
+
+@dataclass(frozen=True, slots=True)
+class EvolveRecipe:
+    """The evolve unit as picklable configuration: a remote worker rebuilds `_evolve_item` around
+    its own clients for the same roles, so it computes the same row as the local engine."""
+
+    methods: tuple[EvolvingMethod, ...]
+    settings: EvolveSettings
+    optimizer_label: str | None
+
+    def build(self, clients: Clients) -> Callable[[tuple[Job, BadRow | None]], Awaitable[OutputRow]]:
+        models = Models(evol=clients("evol"), responder=clients("responder"), judge=clients("judge"),
+                        optimizer_label=self.optimizer_label)
+        return partial(_evolve_item, self.methods, self.settings, models)
 
 
 def _not_done(
