@@ -351,13 +351,19 @@ async def evolve_async(
 
 async def _optimize_phase(
     s: _Session, source: DataSource, opt: OptimizeSettings, evo: EvolveSettings,
-    on_step: Callable[[StepRecord], None] | None,
+    on_step: Callable[[StepRecord], None] | None, exec_settings: ExecSettings,
 ) -> OptimizeOutcome:
     split = read_split(source, opt, evo.seed)
     s.run.events.emit("split", dev=[x.seed_id for x in split.dev], train=len(split.train),
                       dev_duplicates_left_out=split.dev_duplicates)
     optimizer = build_optimizer(s.llm("evol"), s.llm("optimizer"), split, s.run, opt, evo, on_step=on_step)
-    state = await optimizer.run_loop(load_method(opt.initial_method))
+    if exec_settings.engine != "local":
+        optimizer.executor = _executor(s, exec_settings)  # dev scoring; proposals stay in this process
+    try:
+        state = await optimizer.run_loop(load_method(opt.initial_method))
+    finally:
+        if optimizer.executor is not None:
+            await _close(optimizer.executor)
     models = {role: spec.semantic() for role, spec in s.specs.items()}
     return write_result(s.run, state, models, source.describe())
 
@@ -378,7 +384,7 @@ async def optimize_async(
     config = {"optimize": settings.model_dump(mode="json"), "evolve": evolve_settings.model_dump(mode="json")}
 
     async def body(s: _Session) -> OptimizeOutcome:
-        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step)
+        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step, exec_settings)
         s.run.set_status("finished")
         _write_report(s.run)
         return outcome
@@ -402,7 +408,7 @@ async def run_async(
     config = {"optimize": settings.model_dump(mode="json"), "evolve": evolve_settings.model_dump(mode="json")}
 
     async def body(s: _Session) -> EvolveResult:
-        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step)
+        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step, exec_settings)
         return await _evolve_phase(s, source, (outcome.best,), evolve_settings, exec_settings, outcome)
 
     return await _session("run", source, roles, out, config, exec_settings, backends, body)

@@ -77,9 +77,9 @@ class LocalExecutor:
                 for _ in range(self.workers):
                     group.create_task(worker())
         except BaseExceptionGroup as group_error:
-            raise _first_cause(group_error) from None
+            raise first_cause(group_error) from None
 
 
-def _first_cause(group: BaseExceptionGroup) -> BaseException:
+def first_cause(group: BaseExceptionGroup) -> BaseException:
     first = group.exceptions[0]
-    return _first_cause(first) if isinstance(first, BaseExceptionGroup) else first
+    return first_cause(first) if isinstance(first, BaseExceptionGroup) else first

@@ -24,7 +24,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from autoevol.errors import AutoevolError, ConfigError
-from autoevol.executor import Recipe, Work
+from autoevol.executor import Recipe, Work, first_cause
 from autoevol.llm.spec import ModelSpec
 from autoevol.llm.usage import Counter, UsageMeter
 
@@ -64,7 +64,8 @@ class _Worker:
         self._use_cache, self._limits = use_cache, (max_calls, max_tokens)
         self._pool: Any = None
         self._clients: dict[str, Any] = {}
-        self._fn: Callable[[Any], Awaitable[Any]] | None = None
+        self._fns: dict[int, Callable[[Any], Awaitable[Any]]] = {}
+        self._reported: dict[tuple[str, str], dict[str, int]] = {}
 
     def _client(self, role: str) -> Any:
         # Built on first use inside the actor's event loop; roles on one server share an endpoint.
@@ -80,13 +81,31 @@ class _Worker:
             self._clients[role] = self._pool.llm(self._specs.get(role) or self._specs["evol"])
         return self._clients[role]
 
-    async def prepare(self, recipe: Recipe[Any, Any]) -> None:
-        self._fn = recipe.build(self._client)
+    async def prepare(self, key: int, recipe: Recipe[Any, Any]) -> None:
+        # Keyed: the optimizer scores several methods at once, each run with its own recipe.
+        self._fns[key] = recipe.build(self._client)
 
-    async def compute(self, items: list[Any]) -> tuple[list[Any], list[dict[str, object]]]:
-        assert self._fn is not None, "prepare() first"
-        results = await asyncio.gather(*(self._fn(item) for item in items))
-        return list(results), self._pool.meter.snapshot() if self._pool is not None else []
+    async def compute(self, key: int, items: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+        results = await asyncio.gather(*(self._fns[key](item) for item in items))
+        return list(results), self._usage_since_last()
+
+    async def forget(self, key: int) -> None:
+        self._fns.pop(key, None)
+
+    def _usage_since_last(self) -> list[dict[str, Any]]:
+        """What this worker's meter gained since it last reported (one event loop: no race), so
+        the driver can add reports in any order."""
+        if self._pool is None:
+            return []
+        out = []
+        for entry in self._pool.meter.snapshot():
+            key = (str(entry["model"]), str(entry["phase"]))
+            before = self._reported.get(key, {})
+            delta = {name: int(entry[name]) - before.get(name, 0) for name in _USAGE_FIELDS}
+            self._reported[key] = {name: int(entry[name]) for name in _USAGE_FIELDS}
+            if any(delta.values()):
+                out.append({"model": key[0], "phase": key[1], **delta})
+        return out
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -113,13 +132,14 @@ class RayExecutor:
         actor = self._ray.remote(num_cpus=0)(_Worker)
         limits = split_limit(max_calls, self.workers), split_limit(max_tokens, self.workers)
         self._actors = [actor.remote(shared, use_cache, *limits) for _ in range(self.workers)]
-        self._seen: list[dict[tuple[str, str], dict[str, int]]] = [{} for _ in self._actors]
+        self._runs = 0
 
     async def run(self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], on_result: Callable[[T, R], None]) -> None:
         if not isinstance(fn, Work):
             raise ConfigError("this phase cannot run on --engine ray (its work has no recipe)")
-        await self._call(*(a.prepare.remote(fn.recipe) for a in self._actors))
         source = iter(items)
+        key = self._runs = self._runs + 1
+        await self._call(*(a.prepare.remote(key, fn.recipe) for a in self._actors))
         # Feeders per actor so that about `in_flight` items are out at once, BATCH per call.
         feeders = max(1, self._in_flight // (self.workers * BATCH))
 
@@ -127,8 +147,8 @@ class RayExecutor:
             actor = self._actors[index]
             # islice never awaits: feeders share one iterator without ever taking the same item.
             while batch := list(islice(source, BATCH)):
-                results, usage = await self._call(actor.compute.remote(batch))
-                self._add_usage(index, usage)
+                results, usage = await self._call(actor.compute.remote(key, batch))
+                self._add_usage(usage)
                 for item, result in zip(batch, results, strict=True):
                     on_result(item, result)
 
@@ -138,9 +158,10 @@ class RayExecutor:
                     for _ in range(feeders):
                         group.create_task(feed(index))
         except BaseExceptionGroup as group_error:
-            from autoevol.executor import _first_cause
-
-            raise _first_cause(group_error) from None
+            raise first_cause(group_error) from None
+        finally:
+            for actor in self._actors:
+                actor.forget.remote(key)
 
     async def _call(self, *refs: Any) -> Any:
         """Await object refs; a worker's own exception comes back as itself (BudgetExhausted stays
@@ -158,18 +179,12 @@ class RayExecutor:
             ) from None
         return results[0] if len(refs) == 1 else results
 
-    def _add_usage(self, index: int, snapshot: list[dict[str, object]]) -> None:
-        """Add what the worker's meter gained since its last report to the driver's meter, so the
-        progress view, summary.json and budgets-in-the-summary count remote calls too."""
-        if self._meter is None:
-            return
-        seen = self._seen[index]
-        for entry in snapshot:
-            key = (str(entry["model"]), str(entry["phase"]))
-            now = {name: int(entry[name]) for name in _USAGE_FIELDS}  # type: ignore[call-overload]
-            before = seen.get(key, dict.fromkeys(_USAGE_FIELDS, 0))
-            add_counts(self._meter, key, {name: now[name] - before[name] for name in _USAGE_FIELDS})
-            seen[key] = now
+    def _add_usage(self, deltas: list[dict[str, Any]]) -> None:
+        """Add a worker's new usage to the driver's meter, so the progress view, summary.json and
+        the events count remote calls as if they were local."""
+        if self._meter is not None:
+            for entry in deltas:
+                add_counts(self._meter, (entry["model"], entry["phase"]), {n: entry[n] for n in _USAGE_FIELDS})
 
     async def aclose(self) -> None:
         try:
