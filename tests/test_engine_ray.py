@@ -8,6 +8,7 @@ Each Ray run starts its own private Ray instance inside the `autoevol` process (
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from autoevol.engines.ray import MISSING, import_ray, share, split_limit
 from autoevol.errors import ConfigError
 from autoevol.llm.spec import ModelSpec
 from tests.fixtures.evolve_server import fake_server, run_cli, write_seeds
+from tests.support.optimize_script import write_data
+from tests.test_optimize_resume import env_for, optimize_cmd, server  # noqa: F401  (server: a fixture)
+from tests.test_optimize_resume import outputs as optimize_outputs
 
 pytest.importorskip("ray")
 
@@ -38,16 +42,16 @@ def outputs(run: Path) -> dict[str, bytes]:
 
 def test_ray_writes_what_the_local_engine_writes_and_resumes_the_same(tmp_path: Path) -> None:
     write_seeds(tmp_path / "seeds.jsonl", N, tags)
-    with fake_server(latency=0.01) as server:
-        local = run_cli(args(server.url, "local"), home=tmp_path / "h1", cwd=tmp_path)
+    with fake_server(latency=0.01) as srv:
+        local = run_cli(args(srv.url, "local"), home=tmp_path / "h1", cwd=tmp_path)
         assert local.returncode == 0, local.stderr
-        ray = run_cli(args(server.url, "ray", "--engine", "ray"), home=tmp_path / "h2", cwd=tmp_path, timeout=300)
+        ray = run_cli(args(srv.url, "ray", "--engine", "ray"), home=tmp_path / "h2", cwd=tmp_path, timeout=300)
         assert ray.returncode == 0, ray.stderr
         # Stopped by its budget (split across the workers), then resumed on Ray: same bytes again.
-        stopped = run_cli(args(server.url, "part", "--engine", "ray", "--max-calls", "20"), home=tmp_path / "h3",
+        stopped = run_cli(args(srv.url, "part", "--engine", "ray", "--max-calls", "20"), home=tmp_path / "h3",
                           cwd=tmp_path, timeout=300)
         assert stopped.returncode == 5, stopped.stderr
-        resumed = run_cli(args(server.url, "part", "--engine", "ray"), home=tmp_path / "h3", cwd=tmp_path,
+        resumed = run_cli(args(srv.url, "part", "--engine", "ray"), home=tmp_path / "h3", cwd=tmp_path,
                           timeout=300)
         assert resumed.returncode == 0, resumed.stderr
 
@@ -74,3 +78,18 @@ def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as caught:
         import_ray()
     assert str(caught.value) == MISSING and caught.value.exit_code == 2
+
+
+def test_dev_scoring_on_ray_selects_what_local_scoring_selects(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The scripted optimisation world (`tests.support.optimize_script`), scored locally and on Ray."""
+    url, _ = request.getfixturevalue("server")
+    data = write_data(tmp_path / "data.jsonl", 30)
+    results = []
+    for name, engine in (("local", []), ("ray", ["--engine", "ray"])):
+        cmd = [*optimize_cmd(data, url, tmp_path / name), *engine]
+        done = subprocess.run(cmd, env=env_for(tmp_path / f"home-{name}"), capture_output=True, text=True,
+                              timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+        optimization, best = optimize_outputs(tmp_path / name)
+        results.append((optimization["steps"], optimization["lambda_history"], best["id"], best["template"]))
+    assert results[0] == results[1]
