@@ -89,18 +89,28 @@ def _workers(specs: Mapping[str, ModelSpec], exec_settings: ExecSettings) -> int
 
 
 def _executor(s: _Session, exec_settings: ExecSettings) -> Executor:
-    """The engine the units run on. Ray workers rebuild the models from their specs, so backends
-    injected as Python objects (tests, library users) run only locally."""
+    """The engine the units run on (checked by `_check_engine` before the run started)."""
     workers = _workers(s.specs, exec_settings)
     if exec_settings.engine == "local":
         return LocalExecutor(workers)
-    if s.backends:
-        raise ConfigError("--engine ray builds models from their specs; injected backends run only locally")
     from autoevol.engines.ray import RayExecutor
 
     return RayExecutor(s.specs, address=exec_settings.ray_address, workers=exec_settings.ray_workers,
                        in_flight=workers, meter=s.pool.meter, use_cache=s.pool.cache is not None,
                        max_calls=exec_settings.max_calls, max_tokens=exec_settings.max_tokens)
+
+
+def _check_engine(exec_settings: ExecSettings, backends: Mapping[str, Backend] | None) -> None:
+    """Engine problems are usage errors: said before the run directory is opened or written."""
+    if exec_settings.engine == "local":
+        if exec_settings.ray_address is not None:
+            raise ConfigError("--ray-address applies only with --engine ray")
+        return
+    if backends:
+        raise ConfigError("--engine ray builds models from their specs; injected backends run only locally")
+    from autoevol.engines.ray import import_ray
+
+    import_ray()
 
 
 async def _close(executor: Executor) -> None:
@@ -189,6 +199,7 @@ async def _session(
 ) -> Any:
     if not source.path.exists():
         raise ConfigError(f"data file not found: {source.path}")
+    _check_engine(exec_settings, backends)
     specs = roles.resolved()
     config = {"autoevol": __version__, "data": source.identity(),
               "models": {role: spec.semantic() for role, spec in specs.items()}, **config}

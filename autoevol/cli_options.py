@@ -59,7 +59,7 @@ EncodingOpt = Annotated[
 ]
 EngineOpt = Annotated[
     Literal["local", "ray"],
-    typer.Option("--engine", help="where units run: local (this process) or ray (Ray actors, autoevol[ray])"),
+    typer.Option("--engine", help="where units run: local (this process) or ray (Ray actors; needs the ray extra)"),
 ]
 RayAddressOpt = Annotated[
     str | None, typer.Option("--ray-address", help="Ray cluster to join with --engine ray (e.g. auto, ray://HOST:10001)")

@@ -7,7 +7,9 @@ Each Ray run starts its own private Ray instance inside the `autoevol` process (
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +19,12 @@ import pytest
 from autoevol.engines.ray import MISSING, import_ray, share, split_limit
 from autoevol.errors import ConfigError
 from autoevol.llm.spec import ModelSpec
-from tests.fixtures.evolve_server import fake_server, run_cli, write_seeds
+from tests.fixtures.evolve_server import CLI, fake_server, run_cli, write_seeds
 from tests.support.optimize_script import write_data
 from tests.test_optimize_resume import env_for, optimize_cmd, server  # noqa: F401  (server: a fixture)
 from tests.test_optimize_resume import outputs as optimize_outputs
 
-pytest.importorskip("ray")
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
 
 N = 24
 
@@ -40,6 +42,7 @@ def outputs(run: Path) -> dict[str, bytes]:
     return {name: (run / "output" / name).read_bytes() for name in ("evolved.jsonl", "rejected.jsonl")}
 
 
+@needs_ray
 def test_ray_writes_what_the_local_engine_writes_and_resumes_the_same(tmp_path: Path) -> None:
     write_seeds(tmp_path / "seeds.jsonl", N, tags)
     with fake_server(latency=0.01) as srv:
@@ -80,6 +83,7 @@ def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(caught.value) == MISSING and caught.value.exit_code == 2
 
 
+@needs_ray
 def test_dev_scoring_on_ray_selects_what_local_scoring_selects(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """The scripted optimisation world (`tests.support.optimize_script`), scored locally and on Ray."""
     url, _ = request.getfixturevalue("server")
@@ -93,3 +97,17 @@ def test_dev_scoring_on_ray_selects_what_local_scoring_selects(request: pytest.F
         optimization, best = optimize_outputs(tmp_path / name)
         results.append((optimization["steps"], optimization["lambda_history"], best["id"], best["template"]))
     assert results[0] == results[1]
+
+
+def test_without_ray_the_cli_says_so_in_one_line_before_touching_the_run(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow" / "ray"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('hidden for this test')\n", encoding="utf-8")
+    write_seeds(tmp_path / "seeds.jsonl", 2)
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(shadow.parent), str(Path(__file__).parents[1])]),
+                        "AUTOEVOL_HOME": str(tmp_path / "home")}
+    done = subprocess.run([*CLI, *args("http://127.0.0.1:9/v1", "run", "--engine", "ray")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {MISSING}"
+    assert not (tmp_path / "run").exists()
