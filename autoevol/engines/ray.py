@@ -18,6 +18,7 @@ Ray is optional (`pip install 'autoevol[ray]'`) and imported only when this engi
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from itertools import islice
@@ -123,7 +124,8 @@ class RayExecutor:
         if not self._ray.is_initialized():
             # address None: a private local instance (bound to this machine, no dashboard);
             # "auto" or "ray://host:10001": an existing cluster.
-            self._ray.init(address=address, include_dashboard=False, log_to_driver=False,
+            # Ray's start-up notices would break the CLI's one-line-per-problem output; errors still show.
+            self._ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                            **({"_node_ip_address": "127.0.0.1"} if address is None else {}))
             self._started = True
         self.workers = workers or max(1, int(self._ray.cluster_resources().get("CPU", 1)))
