@@ -86,9 +86,16 @@ class _Worker:
         # Keyed: the optimizer scores several methods at once, each run with its own recipe.
         self._fns[key] = recipe.build(self._client)
 
-    async def compute(self, key: int, items: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
-        results = await asyncio.gather(*(self._fns[key](item) for item in items))
-        return list(results), self._usage_since_last()
+    async def compute(self, key: int, items: list[Any]) -> tuple[list[Any], list[dict[str, Any]], Exception | None]:
+        """Every item's result, this worker's new usage, and the first systemic error if any. An
+        error is returned, not raised, so the items of its batch that did finish (and the calls
+        paid for them) still reach the driver, as they would with the local engine."""
+        outcomes = await asyncio.gather(*(self._fns[key](item) for item in items), return_exceptions=True)
+        error = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if error is not None and not isinstance(error, Exception):
+            raise error  # (CancelledError, KeyboardInterrupt: not a result of the items)
+        results = [None if isinstance(o, BaseException) else o for o in outcomes]
+        return results, self._usage_since_last(), error
 
     async def forget(self, key: int) -> None:
         self._fns.pop(key, None)
@@ -149,10 +156,13 @@ class RayExecutor:
             actor = self._actors[index]
             # islice never awaits: feeders share one iterator without ever taking the same item.
             while batch := list(islice(source, BATCH)):
-                results, usage = await self._call(actor.compute.remote(key, batch))
+                results, usage, error = await self._call(actor.compute.remote(key, batch))
                 self._add_usage(usage)
                 for item, result in zip(batch, results, strict=True):
-                    on_result(item, result)
+                    if result is not None:
+                        on_result(item, result)
+                if error is not None:
+                    raise error
 
         try:
             async with asyncio.TaskGroup() as group:
