@@ -2,7 +2,9 @@
 127.0.0.1, no dashboard) writes byte-identical outputs, a Ray run stopped by its budget resumes
 to the same bytes, and a missing Ray is one line (exit 2).
 
-Each Ray run starts its own private Ray instance inside the `autoevol` process (a few seconds).
+Each Ray run starts its own private Ray instance inside the `autoevol` process (5-10 s on 2 cores),
+so the two end-to-end tests (six Ray runs, about 1.5 min) are marked slow: `make test` runs them,
+`-m 'not slow'` leaves them out.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def outputs(run: Path) -> dict[str, bytes]:
 
 
 @needs_ray
+@pytest.mark.slow
 def test_ray_writes_what_the_local_engine_writes_and_resumes_the_same(tmp_path: Path) -> None:
     write_seeds(tmp_path / "seeds.jsonl", N, tags)
     with fake_server(latency=0.01) as srv:
@@ -84,6 +87,7 @@ def test_missing_ray_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @needs_ray
+@pytest.mark.slow
 def test_dev_scoring_on_ray_selects_what_local_scoring_selects(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """The scripted optimisation world (`tests.support.optimize_script`), scored locally and on Ray."""
     url, _ = request.getfixturevalue("server")
