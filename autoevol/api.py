@@ -27,7 +27,7 @@ from autoevol.errors import (
 from autoevol.evolve.outputs import write_outputs
 from autoevol.evolve.pipeline import RoundStats, evolve_dataset, stored_round_stats
 from autoevol.evolve.steps import Models
-from autoevol.executor import LocalExecutor
+from autoevol.executor import Executor, LocalExecutor
 from autoevol.home import cache_path
 from autoevol.llm.base import Backend
 from autoevol.llm.cache import ResponseCache
@@ -91,6 +91,37 @@ def resolve_methods(method: str | None, settings: EvolveSettings) -> tuple[Evolv
 def _workers(specs: Mapping[str, ModelSpec], exec_settings: ExecSettings) -> int:
     # Enough units in progress to keep every endpoint's budget busy; more would only hold memory.
     return exec_settings.workers or max(2, 2 * max(spec.concurrency for spec in specs.values()))
+
+
+def _executor(s: _Session, exec_settings: ExecSettings) -> Executor:
+    """The engine the units run on (checked by `_check_engine` before the run started)."""
+    workers = _workers(s.specs, exec_settings)
+    if exec_settings.engine == "local":
+        return LocalExecutor(workers)
+    from autoevol.engines.ray import RayExecutor
+
+    return RayExecutor(s.specs, address=exec_settings.ray_address, workers=exec_settings.ray_workers,
+                       in_flight=workers, meter=s.pool.meter, use_cache=s.pool.cache is not None,
+                       max_calls=exec_settings.max_calls, max_tokens=exec_settings.max_tokens)
+
+
+def _check_engine(exec_settings: ExecSettings, backends: Mapping[str, Backend] | None) -> None:
+    """Engine problems are usage errors: said before the run directory is opened or written."""
+    if exec_settings.engine == "local":
+        if exec_settings.ray_address is not None:
+            raise ConfigError("--ray-address applies only with --engine ray")
+        return
+    if backends:
+        raise ConfigError("--engine ray builds models from their specs; injected backends run only locally")
+    from autoevol.engines.ray import import_ray
+
+    import_ray()
+
+
+async def _close(executor: Executor) -> None:
+    close = getattr(executor, "aclose", None)
+    if close is not None:
+        await close()
 
 
 @dataclass(slots=True)
@@ -174,6 +205,7 @@ async def _session(
 ) -> Any:
     if not source.path.exists():
         raise ConfigError(f"data file not found: {source.path}")
+    _check_engine(exec_settings, backends)
     specs = roles.resolved()
     config = {"autoevol": __version__, "data": source.identity(),
               "models": {role: spec.semantic() for role, spec in specs.items()}, **config}
@@ -232,9 +264,10 @@ async def _evolve_phase(
     extra: dict[str, Any] = {}
     if optimization is not None:
         extra["method"] = {"id": optimization.best.id, "lambda": optimization.best_lambda}
+    executor = _executor(s, exec_settings)
     try:
         stats = await evolve_dataset(
-            source, methods, models, settings, s.run, LocalExecutor(_workers(s.specs, exec_settings)),
+            source, methods, models, settings, s.run, executor,
             on_row=ticker.row, on_round=ticker.round, max_consecutive_errors=exec_settings.max_consecutive_errors,
             retry_failed=exec_settings.retry_failed,
         )
@@ -254,6 +287,8 @@ async def _evolve_phase(
             write_outputs(s.run, settings, done, _run_extra(s, ticker, extra, "failed", stopped=stopped),
                           exec_settings.export)
         raise
+    finally:
+        await _close(executor)
     s.view.start("writing outputs and the report", None, unit="")  # seconds on a big run: still alive
     summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"), exec_settings.export)
     s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
@@ -278,10 +313,22 @@ def _stored_stats(run: RunDir, settings: EvolveSettings) -> list[RoundStats]:
     return [counts for counts in stats if counts.inputs]
 
 
+#: Above this many stored rows the evolve run does not write report.html by itself: the report
+#: holds every row (and a MinHash signature of each) in memory, which a million-row run must not
+#: pay unasked. `autoevol report RUN` still makes it on demand.
+AUTO_REPORT_MAX_ROWS = 20_000
+
+
 def _write_report(run: RunDir) -> bool:
     """output/report.html; a report that cannot be made must not fail a finished run."""
+    from autoevol.evolve.units import PHASE
     from autoevol.report.html import write_report
 
+    rows = run.state.count(PHASE)
+    if rows > AUTO_REPORT_MAX_ROWS:
+        run.events.emit("report_skipped", rows=rows, reason=f"more than {AUTO_REPORT_MAX_ROWS} rows; "
+                        f"run `autoevol report {run.path}` to make it (it reads every row into memory)")
+        return False
     try:
         write_report(run.path)
     except Exception as error:  # the data is written; the report is only a view of it
@@ -323,15 +370,21 @@ async def evolve_async(
 
 async def _optimize_phase(
     s: _Session, source: DataSource, opt: OptimizeSettings, evo: EvolveSettings,
-    on_step: Callable[[StepRecord], None] | None,
+    on_step: Callable[[StepRecord], None] | None, exec_settings: ExecSettings,
 ) -> OptimizeOutcome:
     split = read_split(source, opt, evo.seed)
     s.run.events.emit("split", dev=[x.seed_id for x in split.dev], train=len(split.train),
                       dev_duplicates_left_out=split.dev_duplicates)
     optimizer = build_optimizer(s.llm("evol"), s.llm("optimizer"), split, s.run, opt, evo, on_step=on_step,
                                 on_progress=s.view.loop_event)
+    if exec_settings.engine != "local":
+        optimizer.executor = _executor(s, exec_settings)  # dev scoring; proposals stay in this process
     initial = load_method(opt.initial_method)
-    state = await optimizer.run_loop(initial)
+    try:
+        state = await optimizer.run_loop(initial)
+    finally:
+        if optimizer.executor is not None:
+            await _close(optimizer.executor)
     models = {role: spec.semantic() for role, spec in s.specs.items()}
     return replace(write_result(s.run, state, models, source.describe()), initial=initial)
 
@@ -352,7 +405,7 @@ async def optimize_async(
     config = {"optimize": settings.model_dump(mode="json"), "evolve": evolve_settings.model_dump(mode="json")}
 
     async def body(s: _Session) -> OptimizeOutcome:
-        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step)
+        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step, exec_settings)
         s.run.set_status("finished")
         _write_report(s.run)
         return outcome
@@ -376,7 +429,7 @@ async def run_async(
     config = {"optimize": settings.model_dump(mode="json"), "evolve": evolve_settings.model_dump(mode="json")}
 
     async def body(s: _Session) -> EvolveResult:
-        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step)
+        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step, exec_settings)
         return await _evolve_phase(s, source, (outcome.best,), evolve_settings, exec_settings, outcome)
 
     return await _session("run", source, roles, out, config, exec_settings, backends, body)

@@ -104,6 +104,9 @@ class ExecSettings(_Frozen):
         None, gt=0, description="seconds between plain progress lines when stderr is not a terminal "
         "(default: $AUTOEVOL_PROGRESS_INTERVAL, else 10)"
     )
+    engine: Literal["local", "ray"] = Field("local", description="where units run: this process, or Ray actors")
+    ray_address: str | None = Field(None, description="Ray cluster to join (e.g. auto, ray://HOST:10001)")
+    ray_workers: int | None = Field(None, ge=1, description="Ray actors (default: the cluster's CPUs)")
 
 
 class PlanOptions(_Frozen):

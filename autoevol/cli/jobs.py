@@ -25,6 +25,7 @@ from autoevol.cli.options import (
     DevSizeOpt,
     DryRunOpt,
     EncodingOpt,
+    EngineOpt,
     ExportFormat,
     ExportOpt,
     FieldOpt,
@@ -46,6 +47,7 @@ from autoevol.cli.options import (
     PriceInOpt,
     PriceOutOpt,
     QuietOpt,
+    RayAddressOpt,
     ResponderOpt,
     RetryFailedOpt,
     RoundsOpt,
@@ -157,6 +159,8 @@ def evolve(
     max_tokens: MaxTokensOpt = None,
     retry_failed: RetryFailedOpt = False,
     overwrite: OverwriteOpt = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     price_in: PriceInOpt = None,
     price_out: PriceOutOpt = None,
@@ -181,7 +185,8 @@ def evolve(
         models = roles(model, responder=responder_model, judge=judge_model, base_url=base_url,
                        api_key_env=api_key_env, concurrency=concurrency, timeout=request_timeout)
         exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
-                                     retry_failed=retry_failed, overwrite=overwrite, export=exports(export))
+                                     retry_failed=retry_failed, overwrite=overwrite, export=exports(export),
+                                     engine=engine, ray_address=ray_address)
         if not quiet:
             print_data(seeds)
         return asyncio.run(api.evolve_async(seeds, methods=api.resolve_methods(method, settings), roles=models,
@@ -223,6 +228,8 @@ def optimize(
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
     overwrite: OverwriteOpt = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     price_in: PriceInOpt = None,
     price_out: PriceOutOpt = None,
@@ -246,7 +253,8 @@ def optimize(
     def go() -> OptimizeOutcome:
         models = roles(model, optimizer=optimizer_model, base_url=base_url, api_key_env=api_key_env,
                        concurrency=concurrency, timeout=request_timeout)
-        exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens, overwrite=overwrite)
+        exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens, overwrite=overwrite,
+                                     engine=engine, ray_address=ray_address)
         if not quiet:
             print_data(seeds)
             print_estimate(api.estimate_for(seeds, opt, evo, with_evolve=False).lines(price_in, price_out))
@@ -296,6 +304,8 @@ def run(
     max_tokens: MaxTokensOpt = None,
     retry_failed: RetryFailedOpt = False,
     overwrite: OverwriteOpt = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
     dry_run: DryRunOpt = False,
     price_in: PriceInOpt = None,
     price_out: PriceOutOpt = None,
@@ -320,7 +330,8 @@ def run(
         models = roles(model, responder=responder_model, optimizer=optimizer_model, judge=judge_model,
                        base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=request_timeout)
         exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
-                                     retry_failed=retry_failed, overwrite=overwrite, export=exports(export))
+                                     retry_failed=retry_failed, overwrite=overwrite, export=exports(export),
+                                     engine=engine, ray_address=ray_address)
         if not quiet:
             print_data(seeds)
             print_estimate(api.estimate_for(seeds, opt, evo, with_evolve=True).lines(price_in, price_out))

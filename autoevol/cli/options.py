@@ -49,6 +49,8 @@ OutOpt = Annotated[Path, typer.Option("--out", "-o", help="run directory (create
 PresetOpt = Annotated[str, typer.Option("--preset", help="paper | default | demo | evol-instruct (`autoevol presets`)")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help=describe(ExecSettings, "overwrite"))]
 RetryFailedOpt = Annotated[bool, typer.Option("--retry-failed", help=describe(ExecSettings, "retry_failed"))]
+EngineOpt = Annotated[Literal["local", "ray"], typer.Option("--engine", help=describe(ExecSettings, "engine"))]
+RayAddressOpt = Annotated[str | None, typer.Option("--ray-address", help=describe(ExecSettings, "ray_address"))]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help=describe(ExecSettings, "quiet"))]
 MaxCallsOpt = Annotated[int | None, typer.Option("--max-calls", min=1, help=describe(ExecSettings, "max_calls"))]
 MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help=describe(ExecSettings, "max_tokens"))]

@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -376,6 +377,50 @@ def _bad_row(error: Exception, path: str, line: int) -> BadRow:
     return BadRow(f"{path}:{line}: {error}", path, line, None, str(error))
 
 
+class SeenIds:
+    """The seed ids read so far, for duplicate detection in bounded memory.
+
+    The newest ids sit in a set; every `in_memory` ids they move to a private temporary SQLite
+    database (on disk in SQLite's temp directory, deleted when the connection closes), indexed by
+    id. Ten million ids then cost a few hundred MB of temporary disk instead of about a GB of RAM,
+    and a file small enough to never spill costs nothing extra.
+    """
+
+    def __init__(self, in_memory: int = 100_000) -> None:
+        self._recent: set[str] = set()
+        self._limit = in_memory
+        self._db: sqlite3.Connection | None = None
+
+    def __contains__(self, seed_id: str) -> bool:
+        if seed_id in self._recent:
+            return True
+        if self._db is None:
+            return False
+        return self._db.execute("SELECT 1 FROM seen WHERE id = ?", (seed_id,)).fetchone() is not None
+
+    def add(self, seed_id: str) -> None:
+        self._recent.add(seed_id)
+        if len(self._recent) >= self._limit:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._db is None:
+            # "" opens a private on-disk temporary database; it is never shared, so no journal or
+            # sync is worth paying for, and one never-committed transaction holds every insert.
+            self._db = sqlite3.connect("", check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=OFF")
+            self._db.execute("PRAGMA synchronous=OFF")
+            self._db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._db.executemany("INSERT INTO seen VALUES (?)", ((i,) for i in self._recent))
+        self._recent.clear()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._recent.clear()
+
+
 def iter_seeds(
     path: str | Path,
     *,
@@ -397,7 +442,7 @@ def iter_seeds(
     p, path_s = Path(path), str(path)
     stem = _stem(p, split) if p.exists() else p.stem
     parser: SeedParser | None = None
-    seen: set[str] = set()
+    seen = SeenIds()
     count = 0
     bad: list[BadRow] = []  # the first bad row, kept for the "no usable rows" message
     kinds: set[str] = set()  # how the bad rows failed, for a hint when they all failed alike
@@ -439,6 +484,7 @@ def iter_seeds(
             bad = bad or [item]
             kinds.add(_failure_kind(item))
         yield item
+    seen.close()  # (a generator closed early drops the set and its connection with its frame)
     if count == 0:
         raise DataError("no rows", path=path_s)
     if not usable:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from autoevol.config import EvolveSettings
 from autoevol.data.records import OutputRow
@@ -21,6 +22,8 @@ from autoevol.data.writers import atomic_write_text, write_parquet
 from autoevol.evolve.pipeline import RoundStats
 from autoevol.evolve.units import PHASE, StoredUnit
 from autoevol.store.run import RunDir
+
+T = TypeVar("T")
 
 
 def _seed_row(unit: StoredUnit) -> OutputRow | None:
@@ -76,18 +79,34 @@ def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> int:
     return count
 
 
-def _metrics(run: RunDir, evolved: Path, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+#: Rows per set that the quality metrics look at. MinHash signatures and text statistics cost
+#: kilobytes per row, so a million-row run measures an evenly spread sample instead of all of it
+#: (and says so in summary.json); `autoevol report` / `stats` still read every row.
+METRICS_MAX_ROWS = 10_000
+
+
+def _spread(rows: Iterable[T], total: int) -> Iterator[T]:
+    """Every k-th of `total` rows, at most METRICS_MAX_ROWS of them: deterministic, so a resumed
+    run's summary equals an uninterrupted run's."""
+    return islice(rows, 0, None, max(1, -(-total // METRICS_MAX_ROWS)))
+
+
+def _metrics(run: RunDir, evolved: Path, rounds: list[dict[str, Any]], training_rows: int) -> dict[str, Any]:
     """LLM-free quality figures; each round's go into its entry of `rounds` too."""
     from autoevol.report.quality import contaminated, duplicates, set_stats
 
     seeds: dict[str, str] = {}
-    for unit in _units(run, 1):
+    seed_total = run.state.count(PHASE, 1)
+    for unit in _spread(_units(run, 1), seed_total):
         seeds[unit.row.seed_id] = next((t.content for t in unit.input_turns if t.role == "user"), "")
+    sampled = seed_total > METRICS_MAX_ROWS or training_rows > METRICS_MAX_ROWS
     for entry in rounds:
-        accepted = [u.row.to_dict() for u in _units(run, entry["round"]) if u.row.status == "accepted"]
-        entry["metrics"] = set_stats(accepted)
+        total = run.state.count(PHASE, entry["round"], statuses=("accepted",))
+        sampled |= total > METRICS_MAX_ROWS
+        accepted = (u.row.to_dict() for u in _units(run, entry["round"]) if u.row.status == "accepted")
+        entry["metrics"] = set_stats(list(_spread(accepted, total)))
     with open(evolved, encoding="utf-8") as handle:
-        training = [json.loads(line) for line in handle]
+        training = [json.loads(line) for line in _spread(handle, training_rows)]
     dups, contam = duplicates(training, seeds), contaminated(training)
     return {
         "seeds": set_stats([{"instruction": text} for text in seeds.values()]),
@@ -95,6 +114,8 @@ def _metrics(run: RunDir, evolved: Path, rounds: list[dict[str, Any]]) -> dict[s
         "near_duplicates": {"threshold": dups["threshold"], "within": dups["within"]["rows"],
                             "seed_copies": dups["seed_copies"]["rows"]},
         "contamination": [{k: o[k] for k in ("benchmark", "n", "rows", "items")} for o in contam["overlaps"]],
+        **({"sampled": {"max_rows_per_set": METRICS_MAX_ROWS, "how": "every k-th row in output order"}}
+           if sampled else {}),
     }
 
 
@@ -155,7 +176,7 @@ def write_outputs(
                   "rejected": "output/rejected.jsonl", "report": "output/report.html",
                   **{f"export_{name}": path for name, path in exported.items()}},
         **extra,
-        "metrics": _metrics(run, evolved, per_round),
+        "metrics": _metrics(run, evolved, per_round, training),
         "per_round": per_round,
     }
     atomic_write_text(run.output / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

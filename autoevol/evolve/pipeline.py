@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice
 from typing import Any
 
 from autoevol.config import EvolveSettings
@@ -22,7 +24,7 @@ from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError, DataError, TooManyErrors
 from autoevol.evolve.steps import Job, Models, pick_method, row_id, run_job
 from autoevol.evolve.units import MODEL_ERROR, PHASE, StoredUnit, unit_key
-from autoevol.executor import Executor
+from autoevol.executor import Clients, Executor, Work
 from autoevol.methods.method import EvolvingMethod
 from autoevol.store.run import RunDir
 
@@ -133,19 +135,15 @@ async def evolve_dataset(
     methods_id = "+".join(m.id for m in methods)
     stats: list[RoundStats] = []
     streak = _ErrorStreak(max_consecutive_errors)
+    recipe = EvolveRecipe(methods, settings, models.optimizer_label)
+    work = Work(partial(_evolve_item, methods, settings, models), recipe)
+    flag = "model_failed" if retry_failed else "retry"
     for round_ in range(1, settings.rounds + 1):
         jobs = _seed_jobs(source) if round_ == 1 else _next_round_jobs(run, round_, settings)
         total = _round_total(source, run, round_, settings)
-        done = run.state.keys(PHASE, skip_flagged="model_failed" if retry_failed else "retry")
         if on_round:
-            on_round(round_, total, _kept(run, round_, methods_id, done))
+            on_round(round_, total, _kept(run, round_, flag))
         run.events.emit("round_started", round=round_, inputs=total)
-
-        async def work(item: tuple[Job, BadRow | None]) -> OutputRow:
-            job, bad = item
-            if bad is not None:
-                return _bad_row(job, bad, models)
-            return await run_job(job, pick_method(methods, settings, job), models, settings, phase=PHASE)
 
         def store(item: tuple[Job, BadRow | None], row: OutputRow) -> None:
             job = item[0]
@@ -156,7 +154,7 @@ async def evolve_dataset(
             streak.add(row.failure_category, row.error)
 
         intake = _Intake(jobs)
-        pending = (item for item in intake if unit_key(methods_id, item[0].seed_id, round_) not in done)
+        pending = _not_done(run, intake, lambda job: unit_key(methods_id, job.seed_id, job.round), flag)
         started = time.monotonic()
         await executor.run(work, pending, store)
         if intake.error is not None:
@@ -168,15 +166,50 @@ async def evolve_dataset(
     return stats
 
 
-def _kept(run: RunDir, round_: int, methods_id: str, done: set[str]) -> RoundStats:
-    """Counts of the round's stored units that this run skips (every stored one but those retried)."""
+def _kept(run: RunDir, round_: int, skip_flagged: str) -> RoundStats:
+    """Counts of the round's stored units that this run skips (every stored one but those retried),
+    streamed from state.db so a resume of a huge round holds no set of keys."""
     kept = RoundStats(round_)
-    if done:
-        for payload in run.state.iter_phase(PHASE, round_):
-            row = StoredUnit.from_dict(payload).row
-            if unit_key(methods_id, row.seed_id, round_) in done:
-                kept.add(row)
+    for payload in run.state.iter_phase(PHASE, round_):
+        if not payload.get(skip_flagged):
+            kept.add(StoredUnit.from_dict(payload).row)
     return kept
+
+
+async def _evolve_item(
+    methods: tuple[EvolvingMethod, ...], settings: EvolveSettings, models: Models, item: tuple[Job, BadRow | None]
+) -> OutputRow:
+    job, bad = item
+    if bad is not None:
+        return _bad_row(job, bad, models)
+    return await run_job(job, pick_method(methods, settings, job), models, settings, phase=PHASE)
+
+
+@dataclass(frozen=True, slots=True)
+class EvolveRecipe:
+    """The evolve unit as picklable configuration: a remote worker rebuilds `_evolve_item` around
+    its own clients for the same roles, so it computes the same row as the local engine."""
+
+    methods: tuple[EvolvingMethod, ...]
+    settings: EvolveSettings
+    optimizer_label: str | None
+
+    def build(self, clients: Clients) -> Callable[[tuple[Job, BadRow | None]], Awaitable[OutputRow]]:
+        models = Models(evol=clients("evol"), responder=clients("responder"), judge=clients("judge"),
+                        optimizer_label=self.optimizer_label)
+        return partial(_evolve_item, self.methods, self.settings, models)
+
+
+def _not_done(
+    run: RunDir, items: Iterator[tuple[Job, BadRow | None]], key_of: Callable[[Job], str], skip_flagged: str,
+    batch: int = 512,
+) -> Iterator[tuple[Job, BadRow | None]]:
+    """The items whose unit is not stored yet (or must be retried), asked of state.db one batch at a
+    time: memory stays flat however many units the phase already holds. Keys are unique within a
+    round (seed ids are), so a unit stored while its batch is pending cannot be asked for again."""
+    while chunk := list(islice(items, batch)):
+        done = run.state.done_among([key_of(job) for job, _ in chunk], skip_flagged=skip_flagged)
+        yield from (item for item in chunk if key_of(item[0]) not in done)
 
 
 def stored_round_stats(run: RunDir, round_: int) -> RoundStats:

@@ -9,12 +9,15 @@ re-pays only calls that were in flight (and the response cache usually has those
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from autoevol.config import OptimizeSettings
-from autoevol.evolve.attempt import RewritePolicy
+from autoevol.data.records import Seed
+from autoevol.evolve.attempt import AnswerPolicy, RewritePolicy
+from autoevol.executor import Clients, Executor, LocalExecutor, Work
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimize.propose import Candidate, Proposer, trajectory
 from autoevol.optimize.records import StepRecord, decided_by, explain, score_to_dict
@@ -71,6 +74,8 @@ class Optimizer:
     trajectory_policy: RewritePolicy
     on_step: Callable[[StepRecord], None] | None = None
     on_progress: LoopProgress | None = None
+    #: Where dev items are scored; None: in this process (`--engine ray` sets a RayExecutor).
+    executor: Executor | None = None
     # The step being run and its dev verdicts (done, asked for), for `on_progress` only.
     _at: tuple[int, Phase, str] = (0, "trajectory", "")
     _verdicts: list[int] = field(default_factory=lambda: [0, 0])
@@ -82,7 +87,7 @@ class Optimizer:
         done, total = self._verdicts if phase == "scoring" else (0, None)
         self.on_progress(LoopEvent(step, self.settings.steps, phase, done, total, detail, replayed))
 
-    def _verdict(self, asked: int = 0) -> None:
+    def _count_verdict(self, asked: int = 0) -> None:
         """`asked` verdicts more to wait for, or (by default) one more in."""
         if asked:
             self._verdicts[1] += asked
@@ -93,22 +98,29 @@ class Optimizer:
 
     async def score(self, method: EvolvingMethod, items: int | None = None) -> Score:
         dev = self.split.dev[: items or len(self.split.dev)]
-        self._verdict(asked=len(dev))
-
-        async def one(seq: int) -> ItemVerdict:
-            item = dev[seq]
-            key = f"{SCORE_PHASE}|{method.id}|{item.seed_id}"
-            stored = self.run.state.get(key)
+        self._count_verdict(asked=len(dev))
+        verdicts: dict[int, ItemVerdict] = {}
+        pending: list[tuple[int, Seed]] = []
+        for seq, item in enumerate(dev):
+            stored = self.run.state.get(f"{SCORE_PHASE}|{method.id}|{item.seed_id}")
             if stored is not None:
-                self._verdict()
-                return ItemVerdict(**stored)
-            verdict = await self.scorer.verdict(method, item)
-            self.run.state.put(key, phase=SCORE_PHASE, round=0, seq=seq, payload=verdict.to_dict())
-            self._verdict()
-            return verdict
+                verdicts[seq] = ItemVerdict(**stored)
+                self._count_verdict()
+            else:
+                pending.append((seq, item))
 
-        verdicts = list(await asyncio.gather(*(one(i) for i in range(len(dev)))))
-        return summarise(method.id, verdicts)
+        def store(job: tuple[int, Seed], verdict: ItemVerdict) -> None:
+            seq, item = job
+            self.run.state.put(f"{SCORE_PHASE}|{method.id}|{item.seed_id}", phase=SCORE_PHASE, round=0, seq=seq,
+                               payload=verdict.to_dict())
+            verdicts[seq] = verdict
+            self._count_verdict()
+
+        recipe = ScoreRecipe(method, self.scorer.rewrite, self.scorer.answer)
+        # Locally every dev item is in progress at once (the endpoint's budget is the real limit).
+        executor = self.executor or LocalExecutor(max(1, len(pending)))
+        await executor.run(Work(partial(_verdict, self.scorer, method), recipe), pending, store)
+        return summarise(method.id, [verdicts[seq] for seq in range(len(dev))])
 
     async def step(self, t: int, state: LoopState) -> StepRecord:
         s = self.settings
@@ -212,6 +224,23 @@ class Optimizer:
             state.since_improvement = 0
         else:
             state.since_improvement += 1
+
+
+async def _verdict(scorer: DevScorer, method: EvolvingMethod, job: tuple[int, Seed]) -> ItemVerdict:
+    return await scorer.verdict(method, job[1])
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRecipe:
+    """Dev scoring as picklable configuration: a remote worker rebuilds the scorer around its own
+    evol client (the paper's answerer too), with the same policies."""
+
+    method: EvolvingMethod
+    rewrite: RewritePolicy
+    answer: AnswerPolicy
+
+    def build(self, clients: Clients) -> Callable[[tuple[int, Seed]], Awaitable[ItemVerdict]]:
+        return partial(_verdict, DevScorer(clients("evol"), self.rewrite, self.answer), self.method)
 
 
 async def _no_score() -> Score | None:

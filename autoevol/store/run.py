@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from autoevol.sqlite_util import GroupCommit, connect, migrate
 from autoevol.store.lock import RunLock
 
 SCHEMA_VERSION = 2
+#: Bound parameters per `IN (...)` query: under SQLite's historical limit of 999.
+_KEYS_PER_QUERY = 500
 
 
 def _m001_units(db: sqlite3.Connection) -> None:
@@ -89,14 +91,21 @@ class StateDB:
         row = self._db.execute("SELECT payload FROM units WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def keys(self, phase: str, *, skip_flagged: str | None = None) -> set[str]:
-        """A phase's unit keys; with `skip_flagged`, leave out units whose payload sets that flag true."""
-        self.flush()
-        sql, args = "SELECT key FROM units WHERE phase = ?", [phase]
-        if skip_flagged is not None:
-            sql += " AND NOT coalesce(json_extract(payload, ?), 0)"
-            args.append(f"$.{skip_flagged}")
-        return {row[0] for row in self._db.execute(sql, args)}
+    def done_among(self, keys: Sequence[str], *, skip_flagged: str | None = None) -> set[str]:
+        """Which of `keys` are stored; with `skip_flagged`, leave out units whose payload sets that
+        flag true. Asked per batch through the primary key, so the caller never holds every key of a
+        ten-million-row phase in memory."""
+        self.flush()  # pending group-committed units count as stored
+        found: set[str] = set()
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start : start + _KEYS_PER_QUERY]
+            sql = f"SELECT key FROM units WHERE key IN ({', '.join('?' * len(chunk))})"
+            args: list[object] = list(chunk)
+            if skip_flagged is not None:
+                sql += " AND NOT coalesce(json_extract(payload, ?), 0)"
+                args.append(f"$.{skip_flagged}")
+            found.update(row[0] for row in self._db.execute(sql, args))
+        return found
 
     def is_empty(self) -> bool:
         """Nothing computed yet: no unit and no key/value state."""

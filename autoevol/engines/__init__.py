@@ -1,0 +1,1 @@
+"""Engines other than the in-process `LocalExecutor`: `ray` (imported only when chosen)."""
