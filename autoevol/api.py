@@ -462,6 +462,13 @@ async def resume_async(
                       exec_settings=exec_settings, backends=backends)
 
 
+def push_to_hub(run_dir: Path, repo: str, *, private: bool = False) -> str:
+    """Push a finished run's `evolved.parquet` and a dataset card to the Hub; returns the repository URL."""
+    from autoevol.data.publish import push_run  # huggingface_hub loads only for a push
+
+    return push_run(run_dir, repo, private=private)
+
+
 def served_model_spec(base_url: str, api_key_env: str | None = None) -> str:
     """The model spec meant by a base URL alone: `openai:NAME` for the server's only model.
 

@@ -122,6 +122,16 @@ class PlanOptions(_Frozen):
     )
 
 
+class PushOptions(_Frozen):
+    """Publishing a finished run: not recorded, since a push changes nothing in the run directory."""
+
+    push_to_hub: str | None = Field(
+        None, description="when the run is finished, push output/evolved.parquet and a dataset card to this "
+        "Hugging Face dataset repository (ORG/NAME; token from $HF_TOKEN, endpoint from $HF_ENDPOINT)"
+    )
+    hub_private: bool = Field(False, description="create the Hub repository as private (an existing one is kept as is)")
+
+
 class DataOptions(_Frozen):
     """How the seed data is read: the command-line face of `DataSource` (its help text lives here)."""
 

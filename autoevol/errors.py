@@ -68,6 +68,12 @@ class BudgetExhausted(AutoevolError):
     exit_code = 5
 
 
+class HubPushError(AutoevolError):
+    """The Hub refused a push or could not be reached; the run itself is finished and can be pushed again."""
+
+    exit_code = 8
+
+
 class BackendError(AutoevolError):
     """Anything that went wrong talking to a model."""
 

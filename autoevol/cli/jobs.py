@@ -29,6 +29,7 @@ from autoevol.cli.options import (
     ExportFormat,
     ExportOpt,
     FieldOpt,
+    HubPrivateOpt,
     IdFieldOpt,
     InitialOpt,
     JudgeOpt,
@@ -46,6 +47,7 @@ from autoevol.cli.options import (
     PresetOpt,
     PriceInOpt,
     PriceOutOpt,
+    PushOpt,
     QuietOpt,
     RayAddressOpt,
     ResponderOpt,
@@ -154,6 +156,8 @@ def evolve(
     split: SplitOpt = None,
     limit: LimitOpt = None,
     export: ExportOpt = None,
+    push_to_hub: PushOpt = None,
+    hub_private: HubPrivateOpt = False,
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -174,6 +178,7 @@ def evolve(
                                                math_answers=math_answers))
     seeds = guarded(lambda: source(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row,
                                    limit=limit, encoding=encoding, split=split))
+    check_push(push_to_hub)
     if dry_run:
         def plan() -> api.DryRun:
             api.resolve_methods(method, settings)  # a wrong --method is found now, before any estimate
@@ -194,6 +199,7 @@ def evolve(
 
     result = guarded(go)
     print_summary(result.summary, quiet=quiet, run_dir=result.run_dir)
+    push(result.run_dir, push_to_hub, hub_private)
 
 
 def optimize(
@@ -299,6 +305,8 @@ def run(
     split: SplitOpt = None,
     limit: LimitOpt = None,
     export: ExportOpt = None,
+    push_to_hub: PushOpt = None,
+    hub_private: HubPrivateOpt = False,
     quiet: QuietOpt = False,
     max_calls: MaxCallsOpt = None,
     max_tokens: MaxTokensOpt = None,
@@ -323,6 +331,7 @@ def run(
     evo = guarded(lambda: evolve_settings(preset, rounds=rounds, mix=mix, rule_set=rule_set, math_answers=math_answers))
     seeds = guarded(lambda: source(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row,
                                    limit=limit, encoding=encoding, split=split))
+    check_push(push_to_hub)
     if dry_run:
         return print_dry_run(guarded(lambda: api.dry_run(seeds, opt, evo, with_evolve=True)), price_in, price_out)
 
@@ -343,6 +352,24 @@ def run(
         print_outcome(result.optimization, quiet=quiet)
         typer.echo(f"selected method {describe_outcome(result.optimization)}")
     print_summary(result.summary, quiet=quiet, run_dir=result.run_dir)
+    push(result.run_dir, push_to_hub, hub_private)
+
+
+def check_push(repo: str | None) -> None:
+    """Before anything is spent: a run must not finish only to find it cannot be pushed."""
+    if repo is not None:
+        from autoevol.data.publish import check_push as check
+
+        guarded(lambda: check(repo))
+
+
+def push(run_dir: Path, repo: str | None, private: bool) -> None:
+    """After the outputs are written; a refusal is one line and exit code 8, the run stays finished."""
+    if repo is not None:
+        from autoevol import api
+
+        url = guarded(lambda: api.push_to_hub(run_dir, repo, private=private))
+        typer.echo(f"pushed to the Hub: {url}")
 
 
 def exports(formats: list[ExportFormat] | None) -> tuple[Export, ...]:

@@ -12,6 +12,7 @@ from autoevol.cli import cache, jobs, report
 from autoevol.cli.options import (
     ApiKeyEnvOpt,
     BaseUrlOpt,
+    HubPrivateOpt,
     MaxCallsOpt,
     MaxTokensOpt,
     ModelOpt,
@@ -128,6 +129,16 @@ def resume(
         print_outcome(result, quiet=quiet)
         path = run_dir / "output" / "best_method.json"
         typer.echo(f"best method {describe_outcome(result)} -> {path}")
+
+
+@app.command("push")
+def push_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a finished run directory made by evolve or run")],
+    repo: Annotated[str, typer.Argument(metavar="ORG/NAME", help="Hugging Face dataset repository (created if new)")],
+    hub_private: HubPrivateOpt = False,
+) -> None:
+    """Push a finished run's evolved.parquet and a dataset card to the Hub (token from $HF_TOKEN)."""
+    jobs.push(run_dir, repo, hub_private)
 
 
 app.command()(jobs.evolve)

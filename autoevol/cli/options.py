@@ -20,6 +20,7 @@ from autoevol.config import (
     ModelOptions,
     OptimizeSettings,
     PlanOptions,
+    PushOptions,
     describe,
 )
 
@@ -69,6 +70,11 @@ PriceInOpt = Annotated[float | None, typer.Option("--price-in", min=0, help=desc
 PriceOutOpt = Annotated[float | None, typer.Option("--price-out", min=0, help=describe(PlanOptions, "price_out"))]
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", metavar="FILE.toml", is_eager=True, callback=load_config, help=describe(PlanOptions, "config"))]
+
+
+PushOpt = Annotated[str | None, typer.Option("--push-to-hub", metavar="ORG/NAME",
+                                             help=describe(PushOptions, "push_to_hub"))]
+HubPrivateOpt = Annotated[bool, typer.Option("--hub-private", help=describe(PushOptions, "hub_private"))]
 
 
 class ExportFormat(StrEnum):  # typer takes a list of enums, not of literals

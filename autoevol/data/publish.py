@@ -1,0 +1,178 @@
+"""Push a finished run's training set to the Hugging Face Hub as a dataset repository.
+
+What goes up is `output/evolved.parquet`, as `data/train-00000-of-00001.parquet` (the file layout
+`datasets.load_dataset` reads as the train split), and a dataset card written from the run's
+`manifest.json`, `summary.json` and `best_method.json`. Nothing else leaves the machine: no base
+URL, no local path, no key. The token comes only from `HF_TOKEN`, the endpoint from `HF_ENDPOINT`
+(default: the public Hub), and neither is written anywhere; error messages are built from status
+codes and have the token replaced should a server echo it back.
+
+A push runs after the outputs are written, so a failed push leaves a finished run: `autoevol push
+RUN_DIR ORG/NAME` sends it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from autoevol.errors import ConfigError, HubPushError
+
+PARQUET_IN_REPO = "data/train-00000-of-00001.parquet"
+TOKEN_ENV = "HF_TOKEN"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_push(repo: str) -> str:
+    """Everything a push needs that can be checked before a run spends anything; returns the token.
+
+    Checked up front so a paid run does not end in "install huggingface_hub" or "set HF_TOKEN".
+    """
+    if not _REPO_ID.match(repo):
+        raise ConfigError(f"--push-to-hub wants ORG/NAME (a dataset repository id), not {repo!r}")
+    _hub()
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise ConfigError(f"pushing to the Hub needs a write token in the environment variable {TOKEN_ENV}")
+    return token
+
+
+def _hub() -> Any:
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise ConfigError("--push-to-hub needs `huggingface_hub`: pip install 'autoevol[hub]'") from None
+    return huggingface_hub
+
+
+def push_run(run_dir: Path, repo: str, *, private: bool = False) -> str:
+    """Create (or reuse) the dataset repository `repo` and commit the parquet and the card in one commit.
+
+    Returns the repository's URL. Raises `HubPushError` with one redacted line when the Hub says no.
+    """
+    token = check_push(repo)
+    status = _json(run_dir / "manifest.json").get("status")
+    if status != "finished":
+        raise ConfigError(f"{run_dir} is not a finished run (status {status or 'unknown'}): "
+                          f"`autoevol resume {run_dir}` first")
+    parquet = run_dir / "output" / "evolved.parquet"
+    if not parquet.is_file():
+        raise ConfigError(f"{run_dir} has no output/evolved.parquet: finish the run first (`autoevol resume`)")
+    card = dataset_card(run_dir)
+    hub = _hub()
+    # The endpoint is read here rather than left to the library's import-time constant, so a process
+    # that set HF_ENDPOINT after importing huggingface_hub (the Python API in a notebook) still honours it.
+    api = hub.HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+    try:
+        # None rather than False: without --hub-private the namespace's default visibility applies.
+        url = api.create_repo(repo, repo_type="dataset", private=True if private else None, exist_ok=True)
+        api.create_commit(
+            repo, repo_type="dataset", commit_message="Upload evolved dataset (autoevol)",
+            operations=[
+                hub.CommitOperationAdd(path_in_repo=PARQUET_IN_REPO, path_or_fileobj=str(parquet)),
+                hub.CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")),
+            ],
+        )
+    except Exception as error:  # the library raises HTTP, transport and validation errors of its own kinds
+        raise HubPushError(_redact(f"push to {repo} failed: {_reason(error)}; the run is finished: "
+                                   f"`autoevol push {run_dir} {repo}` tries again", token)) from None
+    return str(url)
+
+
+def _reason(error: BaseException) -> str:
+    """A short cause from the status code, not the server's body (which could quote the request)."""
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    if status in (401, 403):
+        return f"HTTP {status}, the token in {TOKEN_ENV} was refused or cannot write there"
+    if status is not None:
+        return f"HTTP {status}"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def _redact(text: str, token: str) -> str:
+    return text.replace(token, "***") if token else text
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def dataset_card(run_dir: Path) -> str:
+    """The README.md of the pushed dataset: what made it, with which method and models, and its counts."""
+    manifest = _json(run_dir / "manifest.json")
+    summary = _json(run_dir / "output" / "summary.json")
+    best = _json(run_dir / "output" / "best_method.json")
+    config = manifest.get("config", {})
+    methods = config.get("methods") or ([best] if best else [])
+    method = best or (methods[0] if methods else {})
+    method_id = method.get("id", "unknown")
+    best_lambda = (best.get("lineage") or {}).get("best_lambda")
+    dev = (f"dev failure rate λ = {best_lambda:.3f} (lower is better), measured by this run's optimisation"
+           if isinstance(best_lambda, int | float) else "dev λ: not measured in this run (the method was given)")
+    # Model names only: a spec's base URL may be a private host and says nothing about the data.
+    models = {role: spec.get("model") for role, spec in (config.get("models") or {}).items() if isinstance(spec, dict)}
+    evolve = config.get("evolve") or {}
+    rounds = summary.get("rounds") or []
+    round_lines = "\n".join(
+        f"| {r.get('round')} | {r.get('inputs')} | {r.get('accepted')} | {r.get('rejected')} | {r.get('failed')} |"
+        for r in rounds
+    )
+    model_lines = "\n".join(f"- {role}: `{name}`" for role, name in models.items() if name)
+    other = [m.get("id") for m in methods if m.get("id") and m.get("id") != method_id]
+    also = f" (and, picked per row: {', '.join(f'`{i}`' for i in other)})" if other else ""
+    return f"""---
+tags:
+- autoevol
+- evol-instruct
+- synthetic
+task_categories:
+- text-generation
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train-*
+---
+
+# Evolved instruction data (autoevol)
+
+This dataset was written by [autoevol](https://pypi.org/project/autoevol/), an implementation of
+Auto Evol-Instruct: seed instructions are rewritten into harder versions by an LLM following an
+*evolving method* (a prompt that an optimiser improves until few rewrites fail), each rewrite is
+answered, and rewrites that fail the run's rules are dropped. The rows here are the ones kept.
+
+## How it was made
+
+- command: `{manifest.get("command", "?")}` (autoevol {config.get("autoevol", "?")})
+- evolving method: `{method_id}`{f" ({method['name']})" if method.get("name") else ""}{also}
+- {dev}
+- rounds: {evolve.get("rounds", len(rounds))}, mix `{summary.get("mix", evolve.get("mix", "?"))}`, \
+failure rules `{evolve.get("rule_set", "?")}`
+{model_lines}
+
+| round | in | accepted | rejected | failed |
+|---|---|---|---|---|
+{round_lines}
+
+Training rows: **{summary.get("training_rows", "?")}**; rejected or failed rows (not included):
+{summary.get("rejected_or_failed_rows", "?")}.
+
+## Fields
+
+- `messages`: the evolved instruction and its answer as a chat (`user`, `assistant`), ready for SFT
+- `instruction`, `response`: the same pair as plain text
+- `id` (`SEED#rN`), `seed_id`, `round`, `parent_id`, `parent_instruction`: lineage, from the seed
+  row through each round's rewrite
+- `method_id`, `evol_model`, `responder_model`: what wrote the row
+- `status`: always `accepted`, the failure fields empty; round 0 rows are seeds kept by a `+seed` mix
+- `meta`: the seed row's other columns, carried through unchanged
+"""
