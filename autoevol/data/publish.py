@@ -159,6 +159,8 @@ answered, and rewrites that fail the run's rules are dropped. The rows here are 
 failure rules `{evolve.get("rule_set", "?")}`
 {model_lines}
 
+Rows per round of evolution:
+
 | round | in | accepted | rejected | failed |
 |---|---|---|---|---|
 {round_lines}
