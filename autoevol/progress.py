@@ -208,7 +208,9 @@ class ProgressView:
             parts.append(f"accepted {self.status['accepted']:,}, rejected {self.status['rejected']:,}, "
                          f"failed {self.status['failed']:,}")
         parts.append(f"calls {total.calls:,}")
-        parts.append(f"tokens {total.prompt_tokens + total.completion_tokens:,}")
+        tokens = f"tokens {total.prompt_tokens + total.completion_tokens:,}"
+        # Reasoning models bill thinking as completion tokens nobody sees: say how much of it there was.
+        parts.append(tokens + (f" (reasoning {total.reasoning_tokens:,})" if total.reasoning_tokens else ""))
         parts.append(f"cache hits {total.cached_calls:,}")
         retries = sum(self.meter.retries.values())
         causes = ", ".join(f"{cause} {n}" for cause, n in self.meter.retries.most_common())

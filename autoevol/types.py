@@ -77,6 +77,8 @@ class CompletionRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: The part of `completion_tokens` a reasoning model spent thinking (paid, never shown); 0 if not reported.
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

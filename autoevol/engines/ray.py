@@ -36,7 +36,8 @@ MISSING = "--engine ray needs Ray: pip install 'autoevol[ray]'"
 #: Items per actor call: enough to amortise Ray's per-call cost (about a millisecond), few enough
 #: that a kill loses little and the batch's slowest request holds up only a few rows.
 BATCH = 8
-_USAGE_FIELDS = ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "cached_tokens", "errors")
+_USAGE_FIELDS = ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "cached_tokens", "errors",
+                 "reasoning_tokens")
 
 
 def import_ray() -> Any:

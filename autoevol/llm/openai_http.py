@@ -12,7 +12,18 @@ measures both sides). There are no client-side retries here and the socket timeo
 far backstop: the `Endpoint` owns retries, deadlines and concurrency. Every failure becomes an
 autoevol error in exactly two functions, `_convert_status` (an HTTP answer that is not 200) and
 `_convert_error` (no usable answer), and no message they build ever contains the API key.
-The identity (the cache's notion of "which server") is the base URL, never the key.
+The identity (the cache's notion of "which server") is the base URL, never the key, plus a hash
+of the spec's `extra_body` fields when there are any (they change answers).
+
+Hosted endpoints of today refuse parts of the classic request: OpenAI's reasoning models want
+`max_completion_tokens` instead of `max_tokens` and accept no temperature but their default (1),
+nor `top_p`. Such a 400 is not a failure of the model: the backend adapts the request once, remembers
+the adaptation for its endpoint (later requests go adapted straight away) and sends it again at
+once, inside the same attempt. A spec can declare the quirks (`max_tokens_field`,
+`fixed_temperature`) to skip that first refusal. When the method's temperature (T = 0 evolution,
+T = 0.6 sampling) cannot be applied, one warning says so; the cache still keys the answer under the
+request autoevol asked for (so a run resumes against the same rows), although the server answered it
+at its own temperature.
 """
 
 from __future__ import annotations
@@ -21,7 +32,9 @@ import asyncio
 import base64
 import email.utils
 import functools
+import hashlib
 import json
+import logging
 import re
 import time
 import urllib.parse
@@ -54,18 +67,38 @@ _CONTEXT_WORDS = re.compile(
     re.IGNORECASE,
 )
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+log = logging.getLogger(__name__)
+#: A 400 saying a field is not accepted, e.g. "Unsupported parameter: 'max_tokens' is not supported with
+#: this model. Use 'max_completion_tokens' instead." or "Unsupported value: 'temperature' does not support
+#: 0.6 with this model. Only the default (1) value is supported." (groups: the field's name, two spellings).
+_REFUSED_FIELD = re.compile(
+    r"""(?:unsupported (?:parameter|value)|not supported|does not support|only the default|unrecognized|"""
+    r"""not allowed|use .?max_completion_tokens)""",
+    re.IGNORECASE,
+)
+#: What the OpenAI API does with an omitted temperature: the value an adapted request is answered at.
+_DEFAULT_TEMPERATURE = 1.0
 
 
 class OpenAIBackend:
     """Chat completions over HTTP on one aiohttp session (built lazily, per event loop)."""
 
-    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None = None, *, max_tokens_field: str | None = None,
+        fixed_temperature: float | None = None, extra_body: Mapping[str, Any] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or PLACEHOLDER_KEY
         self._url = self.base_url + "/chat/completions"
         self._where = _origin(self.base_url)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # What this endpoint accepts: declared by the spec, or learned from its refusals (then kept).
+        self.max_tokens_field = max_tokens_field or "max_tokens"
+        self.fixed_temperature = fixed_temperature
+        self.omitted: set[str] = set()  # fields the server refused outright (temperature, top_p)
+        self.extra_body = dict(extra_body or {})
+        self._warned: set[str] = set()
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r})"
@@ -76,7 +109,10 @@ class OpenAIBackend:
 
     @property
     def identity(self) -> str:
-        return "openai:" + self.base_url
+        if not self.extra_body:
+            return "openai:" + self.base_url
+        digest = hashlib.sha256(json.dumps(self.extra_body, sort_keys=True).encode()).hexdigest()[:16]
+        return f"openai:{self.base_url}#extra={digest}"
 
     def _client(self) -> aiohttp.ClientSession:
         # Built on first use so the backend stays a cheap, picklable value until it talks, and
@@ -94,30 +130,82 @@ class OpenAIBackend:
             self._loop = loop
         return self._session
 
-    async def complete(self, request: CompletionRequest) -> Completion:
+    def _params(self, request: CompletionRequest) -> dict[str, Any]:
+        """The body for `request` in the form this endpoint accepts (as far as it has told us)."""
         params: dict[str, Any] = {
             "model": request.model,
             "messages": [m.to_dict() for m in request.messages],
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "max_tokens": request.max_tokens,
         }
+        if self.fixed_temperature is not None:
+            params["temperature"] = self.fixed_temperature
+        elif "temperature" not in self.omitted:
+            params["temperature"] = request.temperature
+        if "top_p" not in self.omitted:
+            params["top_p"] = request.top_p
+        params[self.max_tokens_field] = request.max_tokens
         if request.stop:
             params["stop"] = list(request.stop)
         if request.seed is not None:
             params["seed"] = request.seed
+        if self.extra_body:
+            params |= self.extra_body
+        return params
+
+    async def complete(self, request: CompletionRequest) -> Completion:
         started = time.monotonic()
-        try:
-            async with self._client().post(self._url, data=_dumps(params).encode()) as response:
-                status, headers = response.status, response.headers
-                raw = await response.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            # ClientError: refused, reset, closed early, a truncated body, the backstop timeout
-            # (aiohttp's are TimeoutErrors too; the Endpoint's own deadline arrives as a cancellation).
-            raise _convert_error(error, where=self._where, secret=self._api_key) from None
+        # At most one adaptation per refusable field, then a refusal is the answer.
+        for _ in range(4):
+            params = self._params(request)
+            try:
+                async with self._client().post(self._url, data=_dumps(params).encode()) as response:
+                    status, headers = response.status, response.headers
+                    raw = await response.read()
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                # ClientError: refused, reset, closed early, a truncated body, the backstop timeout
+                # (aiohttp's are TimeoutErrors too; the Endpoint's own deadline arrives as a cancellation).
+                raise _convert_error(error, where=self._where, secret=self._api_key) from None
+            if status == 200 or status != 400 or not self._adapt(_server_message(raw, status), params):
+                break
         if status != 200:
             raise _convert_status(status, raw, headers, secret=self._api_key)
+        self._warn_unapplied(request)
         return _to_completion(raw, request, time.monotonic() - started, secret=self._api_key)
+
+    def _adapt(self, message: str, sent: Mapping[str, Any]) -> bool:
+        """Learn from a 400 refusing a field of `sent`; True if the request should go again (adapted).
+
+        Requests in flight together may all be refused for the same field: the first one adapts the
+        endpoint, the others only see that the body they sent is not the one sent now.
+        """
+        if not _REFUSED_FIELD.search(message):
+            return False
+        lowered = message.lower()
+        if "max_tokens" in sent and "max_tokens" in lowered.replace("max_completion_tokens", ""):
+            if self.max_tokens_field == "max_tokens":
+                self.max_tokens_field = "max_completion_tokens"
+                log.info("%s wants max_completion_tokens instead of max_tokens: sending that from now on",
+                         self.base_url)
+            return True
+        for name in ("temperature", "top_p"):
+            if name in sent and name in lowered and self.fixed_temperature is None:
+                self.omitted.add(name)
+                return True
+        return False
+
+    def _warn_unapplied(self, request: CompletionRequest) -> None:
+        """One warning per endpoint and setting the method asked for but the server does not apply."""
+        if self.fixed_temperature is not None or "temperature" in self.omitted:
+            applied = _DEFAULT_TEMPERATURE if self.fixed_temperature is None else self.fixed_temperature
+            if request.temperature != applied and "temperature" not in self._warned:
+                self._warned.add("temperature")
+                log.warning(
+                    "%s (%s) does not accept temperature %g, which the method relies on (T = 0 evolution, "
+                    "T = 0.6 sampling): its answers are sampled at T = %g; the cache keeps them under the "
+                    "temperature asked", request.model, self.base_url, request.temperature, applied)
+        if "top_p" in self.omitted and request.top_p != 1.0 and "top_p" not in self._warned:
+            self._warned.add("top_p")
+            log.warning("%s (%s) does not accept top_p %g: its answers are sampled without it",
+                        request.model, self.base_url, request.top_p)
 
     async def aclose(self) -> None:
         session, loop = self._session, self._loop
@@ -148,11 +236,14 @@ def _to_completion(raw: bytes, request: CompletionRequest, latency_s: float, *, 
         raise TransportError("malformed response: no message content")
     usage = body.get("usage")
     usage = usage if isinstance(usage, dict) else {}
+    details = usage.get("completion_tokens_details")
+    details = details if isinstance(details, dict) else {}
     return Completion(
         text=text,
         finish_reason=str(finish),
         usage=Usage(prompt_tokens=_count(usage.get("prompt_tokens")),
-                    completion_tokens=_count(usage.get("completion_tokens"))),
+                    completion_tokens=_count(usage.get("completion_tokens")),
+                    reasoning_tokens=_count(details.get("reasoning_tokens"))),
         latency_s=latency_s,
         model=str(body.get("model") or request.model),
     )

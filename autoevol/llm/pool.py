@@ -4,6 +4,7 @@ concurrency budget) per server or model file, one cache and one usage meter acro
 
 from __future__ import annotations
 
+import json
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
@@ -60,13 +61,21 @@ def build_backend(spec: ModelSpec) -> Backend:
 
     if not spec.base_url:
         raise ConfigError(f"model {spec.label} has no base URL")
-    return OpenAIBackend(base_url=spec.base_url, api_key=read_api_key(spec.api_key_env))
+    return OpenAIBackend(base_url=spec.base_url, api_key=read_api_key(spec.api_key_env),
+                         max_tokens_field=spec.max_tokens_field, fixed_temperature=spec.fixed_temperature,
+                         extra_body=spec.extra_body)
 
 
 def endpoint_key(spec: ModelSpec) -> str:
     if spec.kind == "local":
         return f"local:{spec.model or 'bundled'}"
-    return f"openai:{spec.base_url}:{spec.api_key_env}"
+    key = f"openai:{spec.base_url}:{spec.api_key_env}"
+    # The backend sends a spec's declared quirks and extra fields with every request: roles that
+    # declare different ones need their own backend (and so their own concurrency budget).
+    quirks = (spec.max_tokens_field, spec.fixed_temperature, spec.extra_body)
+    if quirks != (None, None, {}):
+        key += ":" + json.dumps(quirks, sort_keys=True, default=str)
+    return key
 
 
 class ModelPool(AbstractAsyncContextManager["ModelPool"]):

@@ -117,6 +117,17 @@ class ModelSpec(BaseModel):
     max_retries: int = Field(6, ge=0, le=50, description="retries for 429/5xx/transport errors")
     n_ctx: int = Field(4096, ge=256, description="context length for `local` models")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for `local` models")
+    # Quirks of a server's OpenAI-compatible API. Unset, they are learned from the first refusal
+    # (see `autoevol.llm.openai_http`); declaring them saves that one refused request per endpoint.
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = Field(
+        None, description="the request field for the length limit (OpenAI's reasoning models want "
+                          "max_completion_tokens); unset: max_tokens until the server refuses it")
+    fixed_temperature: float | None = Field(
+        None, ge=0.0, le=2.0, description="the only temperature the server accepts (1 for OpenAI's reasoning "
+                                          "models): sent instead of the method's T = 0 / T = 0.6")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="extra JSON fields merged into every request body, e.g. vLLM's "
+                                          "guided_choice; they change answers, so they are part of the cache key")
 
     @field_validator("base_url")
     @classmethod
@@ -129,9 +140,30 @@ class ModelSpec(BaseModel):
                 raise ValueError(str(error)) from None
         return url
 
+    def __hash__(self) -> int:
+        # Frozen specs were hashable before `extra_body` (a dict) existed: keep them so.
+        return hash(json.dumps(self.model_dump(), sort_keys=True, default=str))
+
+    @field_validator("extra_body")
+    @classmethod
+    def _extra_fields(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        # These are autoevol's own: overriding them would break the wire contract or the cache's meaning.
+        owned = sorted(set(extra) & {"model", "messages", "stream", "n", "temperature", "top_p", "max_tokens",
+                                     "max_completion_tokens", "stop", "seed"})
+        if owned:
+            raise ValueError(f"extra_body cannot set {', '.join(owned)} (autoevol sends them; see "
+                             "max_tokens_field and fixed_temperature)")
+        return extra
+
     def semantic(self) -> dict[str, Any]:
         """The part that changes answers (recorded in manifests, hashed into configs)."""
-        return {"kind": self.kind, "model": self.label, "base_url": self.base_url}
+        found: dict[str, Any] = {"kind": self.kind, "model": self.label, "base_url": self.base_url}
+        # Only when set: a spec without them keeps the manifest (and so a run's resume check) it always had.
+        if self.fixed_temperature is not None:
+            found["fixed_temperature"] = self.fixed_temperature
+        if self.extra_body:
+            found["extra_body"] = self.extra_body
+        return found
 
     @property
     def label(self) -> str:

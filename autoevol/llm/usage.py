@@ -23,6 +23,8 @@ class Counter:
     completion_tokens: int = 0
     cached_tokens: int = 0
     errors: int = 0
+    #: Included in completion_tokens already (OpenAI's convention); shown apart because nothing shows them.
+    reasoning_tokens: int = 0
 
     @property
     def paid_calls(self) -> int:
@@ -36,6 +38,7 @@ class Counter:
         self.calls += 1
         self.prompt_tokens += completion.usage.prompt_tokens
         self.completion_tokens += completion.usage.completion_tokens
+        self.reasoning_tokens += completion.usage.reasoning_tokens
         if completion.cached:
             self.cached_calls += 1
             self.cached_tokens += completion.usage.total_tokens
@@ -78,7 +81,7 @@ class UsageMeter:
         out = Counter()
         for (m, p), c in self._by_key.items():
             if (model is None or m == model) and (phase is None or p == phase):
-                for name in ("calls", "cached_calls", "prompt_tokens", "completion_tokens"):
+                for name in ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "reasoning_tokens"):
                     setattr(out, name, getattr(out, name) + getattr(c, name))
                 out.cached_tokens += c.cached_tokens
                 out.errors += c.errors

@@ -7,6 +7,9 @@ Counters: `requests`, `in_flight`, `peak_in_flight`; every request body and head
 `max_concurrent=N` models a server with N workers: it processes N requests at a time and queues the
 rest, and like most servers it does not notice a client that gave up while its request waited.
 `stop()` never hangs: hanging handlers wake up and open sockets are shut down.
+`reasoning_model = True` behaves like OpenAI's reasoning models: `max_tokens`, `top_p` and any
+temperature but 1 are refused with their 400 messages (one field at a time), and usage reports
+`reasoning_tokens` reasoning tokens inside `completion_tokens_details`.
 
 Standalone (for end-to-end and kill tests):
     python -m tests.support.fake_openai_server --port 0 --script echo-last --latency 0.1
@@ -276,6 +279,8 @@ class FakeOpenAIServer:
         self.hanging = 0  # requests held by a hang fault right now (part of in_flight)
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.reasoning_model = False
+        self.reasoning_tokens = 7
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeOpenAIServer:
@@ -403,6 +408,9 @@ class FakeOpenAIServer:
             self._send_fault(handler, fault, body if isinstance(body, dict) else {})
         elif not isinstance(body, dict):
             handler.send_json(400, _error_body("request body is not a JSON object", 400))
+        elif self.reasoning_model and (refusal := _reasoning_refusal(body)):
+            handler.send_json(400, {"error": {"message": refusal, "type": "invalid_request_error",
+                                              "param": refusal.split("'")[1], "code": "unsupported_parameter"}})
         else:
             self._send_answer(handler, body)
 
@@ -414,6 +422,12 @@ class FakeOpenAIServer:
             return
         text, finish = _apply_limits(text, body)
         prompt = sum(_words(str(m.get("content", ""))) for m in body.get("messages", []))
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": _words(text),
+                                 "total_tokens": prompt + _words(text)}
+        if self.reasoning_model:
+            usage["completion_tokens"] += self.reasoning_tokens
+            usage["total_tokens"] += self.reasoning_tokens
+            usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         self._send_counted(
             handler,
             200,
@@ -430,11 +444,7 @@ class FakeOpenAIServer:
                         "logprobs": None,
                     }
                 ],
-                "usage": {
-                    "prompt_tokens": prompt,
-                    "completion_tokens": _words(text),
-                    "total_tokens": prompt + _words(text),
-                },
+                "usage": usage,
             },
         )
 
@@ -478,13 +488,27 @@ class FakeOpenAIServer:
             handler.send_json(fault.status, _error_body(message, fault.status), fault.headers)
 
 
+def _reasoning_refusal(body: dict[str, Any]) -> str | None:
+    """What OpenAI's reasoning models answer to a classic request (the first refused field), if anything."""
+    if "max_tokens" in body:
+        return ("Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.")
+    temperature = body.get("temperature")
+    if temperature is not None and temperature != 1:
+        return (f"Unsupported value: 'temperature' does not support {temperature} with this model. "
+                "Only the default (1) value is supported.")
+    if body.get("top_p") not in (None, 1):
+        return "Unsupported parameter: 'top_p' is not supported with this model."
+    return None
+
+
 def _apply_limits(text: str, body: dict[str, Any]) -> tuple[str, str]:
     """Honour `stop` strings and `max_tokens` (counted in whitespace words), like a real server."""
     stops = body.get("stop") or []
     for stop in [stops] if isinstance(stops, str) else stops:
         if stop and stop in text:
             text = text[: text.index(stop)]
-    max_tokens = body.get("max_tokens")
+    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
     if isinstance(max_tokens, int) and _words(text) > max_tokens:
         return " ".join(text.split()[:max_tokens]), "length"
     return text, "stop"
