@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
+import types
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +27,19 @@ if TYPE_CHECKING:
     from autoevol.optimize.job import OptimizeOutcome
 
 T = TypeVar("T")
+
+
+def make_package_callable(package: str, function: str) -> None:
+    """Let `autoevol.<package>(...)` call this module's `function`, whether or not the package was
+    imported first: a submodule import binds the package to that name, so a plain function of the
+    same name could not survive it. Importing this module at package import is cheap: everything
+    heavy it uses is imported inside the functions."""
+
+    class _Callable(types.ModuleType):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return getattr(sys.modules[__name__], function)(*args, **kwargs)
+
+    sys.modules[package].__class__ = _Callable
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

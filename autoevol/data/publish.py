@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from autoevol.errors import ConfigError, HubPushError
+from autoevol.redact import redact
 
 PARQUET_IN_REPO = "data/train-00000-of-00001.parquet"
 TOKEN_ENV = "HF_TOKEN"
@@ -77,7 +78,7 @@ def push_run(run_dir: Path, repo: str, *, private: bool = False) -> str:
             ],
         )
     except Exception as error:  # the library raises HTTP, transport and validation errors of its own kinds
-        raise HubPushError(_redact(f"push to {repo} failed: {_reason(error)}; the run is finished: "
+        raise HubPushError(redact(f"push to {repo} failed: {_reason(error)}; the run is finished: "
                                    f"`autoevol push {run_dir} {repo}` tries again", token)) from None
     return str(url)
 
@@ -92,10 +93,6 @@ def _reason(error: BaseException) -> str:
         return f"HTTP {status}"
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
-
-
-def _redact(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -29,9 +29,7 @@ at its own temperature.
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.utils
-import functools
 import hashlib
 import json
 import logging
@@ -53,6 +51,7 @@ from autoevol.errors import (
     ServerError,
     TransportError,
 )
+from autoevol.redact import redact
 from autoevol.types import Completion, CompletionRequest, Usage
 
 #: Sent when no key is configured: local servers accept anything, hosted ones answer 401.
@@ -318,63 +317,8 @@ def _origin(base_url: str) -> str:
 
 
 def _redact(text: str, secret: str | None) -> str:
-    """`text` with every form of `secret` a server or a library could echo replaced by `[redacted]`."""
-    if not secret or secret == PLACEHOLDER_KEY or len(secret) < 4:
-        return text
-    forms, runs = _secret_forms(secret)
-    for form in forms:
-        text = text.replace(form, "[redacted]")
-    if runs is None:
-        return text
-    # A server may echo the key in part (masked in the middle, cut short): hide any long run of it.
-    covered = bytearray(len(text))
-    for match in runs.finditer(text):
-        covered[match.start():match.start() + _RUN] = b"\x01" * _RUN
-    if not any(covered):
-        return text
-    out, i = [], 0
-    while i < len(text):
-        if covered[i]:
-            while i < len(text) and covered[i]:
-                i += 1
-            out.append("[redacted]")
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-#: Keys at least this long also have every run of this many consecutive characters redacted.
-_RUN = 8
-
-
-@functools.lru_cache(maxsize=8)
-def _secret_forms(secret: str) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
-    """The encodings of `secret` that end up in error text, longest first, and a pattern of its runs."""
-    forms = {
-        secret,
-        secret.strip(),
-        secret.encode("unicode_escape").decode("ascii"),  # repr() of bytes or str, \r as backslash-r
-        json.dumps(secret)[1:-1],
-        urllib.parse.quote(secret, safe=""),
-        urllib.parse.quote_plus(secret),
-    }
-    # Base64 (Basic auth, tokens inside a JWT-like echo): the key's bytes at each of the three
-    # alignments it can have inside a longer encoded string, minus the edge characters that
-    # depend on its neighbours.
-    raw = secret.encode("utf-8", "replace")
-    for pad in range(3):
-        encoded = base64.b64encode(b"\0" * pad + raw).decode("ascii")
-        # Characters are 6-bit groups: keep those whose bits all come from the key.
-        core = encoded[-(-8 * pad // 6):(8 * (pad + len(raw))) // 6]
-        if len(core) >= _RUN:
-            forms.add(core)
-    ordered = tuple(sorted((f for f in forms if len(f) >= 4), key=len, reverse=True))
-    core_key = secret.strip()
-    if len(core_key) < 2 * _RUN:
-        return ordered, None
-    windows = sorted({core_key[i:i + _RUN] for i in range(len(core_key) - _RUN + 1)})
-    return ordered, re.compile("(?=(?:" + "|".join(map(re.escape, windows)) + "))")
+    """`redact`, except for the placeholder sent when no key is set (it hides nothing)."""
+    return text if secret == PLACEHOLDER_KEY else redact(text, secret)
 
 
 def _retry_after(headers: Any) -> float | None:

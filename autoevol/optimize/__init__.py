@@ -1,19 +1,8 @@
 """The optimize phase. The package itself is callable: `autoevol.optimize(...)` is the notebook API's
-`autoevol.notebook.optimize`, whether or not this package was imported first (a submodule import
-binds `autoevol.optimize` to the package, so a plain function of that name could not survive it)."""
+`autoevol.notebook.optimize` (see `make_package_callable`)."""
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+from autoevol.notebook import make_package_callable
 
-
-class _Callable(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from autoevol import notebook
-
-        return notebook.optimize(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _Callable
+make_package_callable(__name__, "optimize")
