@@ -16,11 +16,9 @@ from autoevol.data.source import DataSource
 from autoevol.data.writers import atomic_write_text
 from autoevol.errors import (
     AutoevolError,
-    BackendError,
     BudgetExhausted,
     ConfigError,
     DataError,
-    DeadlineExceeded,
     ResumeMismatchError,
     TooManyErrors,
 )
@@ -37,14 +35,11 @@ from autoevol.llm.spec import ModelSpec
 from autoevol.llm.usage import Budget, UsageMeter
 from autoevol.methods import load_method
 from autoevol.methods.method import EvolvingMethod
-from autoevol.optimize.estimate import Estimate, estimate
 from autoevol.optimize.job import OptimizeOutcome, build_optimizer, read_split, write_result
 from autoevol.optimize.records import StepRecord
-from autoevol.optimize.split import Split
 from autoevol.progress import ProgressView
 from autoevol.store.invocations import Invocations
 from autoevol.store.run import RunDir
-from autoevol.types import Completion, user
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,110 +462,3 @@ def push_to_hub(run_dir: Path, repo: str, *, private: bool = False) -> str:
     from autoevol.data.publish import push_run  # huggingface_hub loads only for a push
 
     return push_run(run_dir, repo, private=private)
-
-
-def served_model_spec(base_url: str, api_key_env: str | None = None) -> str:
-    """The model spec meant by a base URL alone: `openai:NAME` for the server's only model.
-
-    A base URL means an OpenAI-compatible server, never the embedded model; a server with several
-    models (or none) is a ConfigError naming them, since guessing would silently pick one.
-    """
-    from autoevol.llm.spec import list_served_models, read_api_key
-
-    names = list_served_models(base_url, read_api_key(api_key_env or "OPENAI_API_KEY"))
-    if len(names) == 1:
-        return f"openai:{names[0]}"
-    listed = ", ".join(names) if names else "none"
-    raise ConfigError(
-        f"{base_url} serves {len(names)} models ({listed}); choose one with --model openai:NAME"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PingResult:
-    label: str
-    completion: Completion
-    load_s: float | None  # the embedded model's load, apart from generation; None for a server
-
-    @property
-    def text(self) -> str:
-        return self.completion.text
-
-    def describe(self) -> str:
-        """'-- LABEL: load 8.1s, generation 0.30s, prompt P tokens, completion C tokens (N tokens/s)'."""
-        reply = self.completion
-        load = f"load {self.load_s:.2f}s, generation " if self.load_s is not None else ""
-        speed = reply.usage.completion_tokens / max(reply.latency_s, 1e-9)
-        return (f"-- {self.label}: {load}{reply.latency_s:.2f}s, prompt {reply.usage.prompt_tokens} tokens, "
-                f"completion {reply.usage.completion_tokens} tokens ({speed:.1f} tokens/s)"
-                f"{' [cached]' if reply.cached else ''}")
-
-
-async def ping(spec: ModelSpec, prompt: str, *, max_tokens: int = 64) -> PingResult:
-    """One uncached completion, to check a model answers, within the spec's request timeout overall.
-
-    The spec's retries still apply (a 429 is worth waiting for), but a ping is a question with a
-    deadline: a closed port must not take the whole retry ramp (about 23 s) to say so. It goes to
-    the endpoint directly (nothing to cache or budget), so the deadline cancels the retries too.
-    """
-    async with open_pool(ExecSettings(), use_cache=False) as pool:
-        llm = pool.llm(spec)
-        last: list[BackendError] = []
-
-        def remember(error: BackendError) -> None:
-            last[:] = [error]
-            pool.meter.record_retry(error)
-
-        llm.endpoint.on_retry = remember
-        try:
-            async with asyncio.timeout(spec.request_timeout):
-                reply = await llm.endpoint.complete(llm.request([user(prompt)], max_tokens=max_tokens))
-        except TimeoutError:
-            because = f" (last error: {last[0]})" if last else ""
-            raise DeadlineExceeded(
-                f"no answer from {llm.endpoint.where} within the {spec.request_timeout:g}s request timeout{because}"
-            ) from None
-        return PingResult(spec.label, reply, getattr(llm.endpoint.backend, "load_s", None))
-
-
-@dataclass(frozen=True, slots=True)
-class DryRun:
-    """What a run would read and roughly cost, found without a single request."""
-
-    data: dict[str, Any]  # `DataSource.describe()`
-    detected: dict[str, Any]  # `DataSource.detected()`
-    rows: int  # rows the run will see (after --limit), bad rows included
-    bad_rows: int
-    split: Split | None  # the optimisation's dev/train split (optimize, run)
-    estimate: Estimate
-
-
-def dry_run(source: DataSource, opt: OptimizeSettings | None, evo: EvolveSettings, *, with_evolve: bool) -> DryRun:
-    """Validate the data as the run would (a bad row under on_bad_row="fail" raises DataError), make
-    the optimisation split, then estimate; nothing is sent to any model."""
-    from autoevol.data.records import BadRow
-
-    if not source.path.exists():
-        raise ConfigError(f"data file not found: {source.path}")
-    rows = bad = 0
-    for item in source.rows():  # validation first: an estimate of unreadable data would mislead
-        rows += 1
-        bad += isinstance(item, BadRow)
-    split = read_split(source, opt, evo.seed) if opt is not None else None
-    if opt is not None:
-        load_method(opt.initial_method)  # a missing method file is found now, not after paying for a split
-    return DryRun(source.describe(), source.detected(), rows, bad, split,
-                  estimate_for(source, opt, evo, with_evolve=with_evolve))
-
-
-def estimate_for(
-    source: DataSource, opt: OptimizeSettings | None, evo: EvolveSettings, *, with_evolve: bool
-) -> Estimate:
-    """The pre-run cost estimate, from the settings and the first 50 rows of the data."""
-    from itertools import islice
-
-    n = source.count() if with_evolve else 0
-    # The sample skips bad rows whatever the policy: a bad row is the run's business, not the estimate's.
-    sample = list(islice(replace(source, on_bad_row="skip").seeds(), 50))
-    method = load_method(opt.initial_method if opt else "initial")
-    return estimate(opt, evo, n, sample, method)

@@ -20,6 +20,7 @@ from autoevol.config import ExecSettings, evolve_settings, optimize_settings
 from autoevol.data import sample_path
 from autoevol.data.source import DataSource
 from autoevol.llm.spec import parse_model_spec
+from autoevol.plan import estimate_for
 
 SEEDS = 16
 
@@ -31,7 +32,7 @@ def main() -> int:
     spec = parse_model_spec("local")
     opt, evo = optimize_settings("demo"), evolve_settings("demo")
     print(f"autoevol demo: {SEEDS} GSM8K training questions, preset `demo`, model {spec.label} (offline)")
-    for line in api.estimate_for(source, opt, evo, with_evolve=True).lines():
+    for line in estimate_for(source, opt, evo, with_evolve=True).lines():
         print(f"estimate: {line}")
     started = time.monotonic()
     result = asyncio.run(api.run_async(

@@ -87,8 +87,9 @@ def _source(data: Any, schema: str, field: str | None, id_field: str | None, on_
 
 def _roles(model: str | None, base_url: str | None, api_key_env: str | None, concurrency: int | None,
            request_timeout: float | None) -> Roles:
-    from autoevol.api import Roles, served_model_spec
+    from autoevol.api import Roles
     from autoevol.llm.spec import parse_model_spec
+    from autoevol.probe import served_model_spec
 
     url = base_url or os.environ.get("OPENAI_BASE_URL")
     text = model or (served_model_spec(url, api_key_env) if url else "local")

@@ -167,10 +167,11 @@ sys.addaudithook(_Opens.hook)
 def test_an_evolve_run_reads_the_data_file_twice_estimate_included(tmp_path: Path) -> None:
     import asyncio
 
-    from autoevol.api import Roles, estimate_for, evolve_async
+    from autoevol.api import Roles, evolve_async
     from autoevol.config import EvolveSettings, ExecSettings
     from autoevol.llm.fake import ScriptedBackend
     from autoevol.methods import load_method
+    from autoevol.plan import estimate_for
     from tests.test_evolve_pipeline import EVOL, Script
 
     data = write_seeds(tmp_path / "seeds.jsonl", 4)

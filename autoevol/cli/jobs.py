@@ -2,7 +2,7 @@
 
 Each command turns its options into typed settings and makes one call into `autoevol.api`; the
 coroutine runs here, at the edge, under `guarded` (one line per error, an exit code). `--dry-run`
-makes `api.dry_run` the call instead: the data is read and checked, nothing is sent.
+makes `plan.dry_run` the call instead: the data is read and checked, nothing is sent.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def resolve_model(model: str | None, base_url: str | None, api_key_env: str | No
     """
     import os
 
-    from autoevol.api import served_model_spec
+    from autoevol.probe import served_model_spec
 
     if model is not None:
         return model
@@ -171,7 +171,7 @@ def evolve(
     config: ConfigOpt = None,
 ) -> None:
     """Evolve every seed with one method, answer it, filter failures; resumable in --out."""
-    from autoevol import api
+    from autoevol import api, plan
     from autoevol.config import ExecSettings, evolve_settings
 
     settings = guarded(lambda: evolve_settings(preset, rounds=rounds, mix=mix, rule_set=rule_set,
@@ -180,11 +180,11 @@ def evolve(
                                    limit=limit, encoding=encoding, split=split))
     check_push(push_to_hub)
     if dry_run:
-        def plan() -> api.DryRun:
+        def checked() -> plan.DryRun:
             api.resolve_methods(method, settings)  # a wrong --method is found now, before any estimate
-            return api.dry_run(seeds, None, settings, with_evolve=True)
+            return plan.dry_run(seeds, None, settings, with_evolve=True)
 
-        return print_dry_run(guarded(plan), price_in, price_out)
+        return print_dry_run(guarded(checked), price_in, price_out)
 
     def go() -> api.EvolveResult:
         models = roles(model, responder=responder_model, judge=judge_model, base_url=base_url,
@@ -242,7 +242,7 @@ def optimize(
     config: ConfigOpt = None,
 ) -> None:
     """Search for the evolving method with the lowest dev failure rate; writes output/best_method.json."""
-    from autoevol import api
+    from autoevol import api, plan
     from autoevol.config import ExecSettings, evolve_settings, optimize_settings
     from autoevol.optimize.job import OptimizeOutcome
 
@@ -254,7 +254,7 @@ def optimize(
     seeds = guarded(lambda: source(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row,
                                    limit=limit, encoding=encoding, split=split))
     if dry_run:
-        return print_dry_run(guarded(lambda: api.dry_run(seeds, opt, evo, with_evolve=False)), price_in, price_out)
+        return print_dry_run(guarded(lambda: plan.dry_run(seeds, opt, evo, with_evolve=False)), price_in, price_out)
 
     def go() -> OptimizeOutcome:
         models = roles(model, optimizer=optimizer_model, base_url=base_url, api_key_env=api_key_env,
@@ -263,7 +263,7 @@ def optimize(
                                      engine=engine, ray_address=ray_address)
         if not quiet:
             print_data(seeds)
-            print_estimate(api.estimate_for(seeds, opt, evo, with_evolve=False).lines(price_in, price_out))
+            print_estimate(plan.estimate_for(seeds, opt, evo, with_evolve=False).lines(price_in, price_out))
         return asyncio.run(api.optimize_async(seeds, roles=models, out=out, settings=opt, evolve_settings=evo,
                                               exec_settings=exec_settings, on_step=None if quiet else print_step))
 
@@ -320,7 +320,7 @@ def run(
     config: ConfigOpt = None,
 ) -> None:
     """Optimise an evolving method, then evolve the whole dataset with it (one resumable run)."""
-    from autoevol import api
+    from autoevol import api, plan
     from autoevol.config import ExecSettings, evolve_settings, optimize_settings
 
     # --rule-set judges both phases alike: λ measures the filter the final pass will apply.
@@ -333,7 +333,7 @@ def run(
                                    limit=limit, encoding=encoding, split=split))
     check_push(push_to_hub)
     if dry_run:
-        return print_dry_run(guarded(lambda: api.dry_run(seeds, opt, evo, with_evolve=True)), price_in, price_out)
+        return print_dry_run(guarded(lambda: plan.dry_run(seeds, opt, evo, with_evolve=True)), price_in, price_out)
 
     def go() -> api.EvolveResult:
         models = roles(model, responder=responder_model, optimizer=optimizer_model, judge=judge_model,
@@ -343,7 +343,7 @@ def run(
                                      engine=engine, ray_address=ray_address)
         if not quiet:
             print_data(seeds)
-            print_estimate(api.estimate_for(seeds, opt, evo, with_evolve=True).lines(price_in, price_out))
+            print_estimate(plan.estimate_for(seeds, opt, evo, with_evolve=True).lines(price_in, price_out))
         return asyncio.run(api.run_async(seeds, roles=models, out=out, settings=opt, evolve_settings=evo,
                                          exec_settings=exec_settings, on_step=None if quiet else print_step))
 

@@ -13,9 +13,9 @@ from autoevol.errors import AutoevolError, BackendError
 from autoevol.llm.spec import ModelSpec, parse_model_spec
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the optimizer stack loads only when used
-    from autoevol.api import DryRun
     from autoevol.data.source import DataSource
     from autoevol.optimize.records import StepRecord
+    from autoevol.plan import DryRun
 
 T = TypeVar("T")
 
