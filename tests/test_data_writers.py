@@ -118,6 +118,44 @@ def test_write_parquet_rejects_bad_jsonl_and_leaves_no_file(tmp_path: Path) -> N
     assert not out.exists() and not (tmp_path / "bad.parquet.tmp").exists()
 
 
+def test_a_valid_file_goes_through_arrows_reader_without_python_rows(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import autoevol.data.writers as writers
+
+    def no_row_path(*args: object) -> int:
+        raise AssertionError("the row-by-row path ran on a valid file")
+
+    monkeypatch.setattr(writers, "_parquet_by_rows", no_row_path)
+    jsonl = write_rows(tmp_path / "out.jsonl", [make_row(i) for i in range(5)] + [make_row(5, meta='{"a": 1}')])
+    assert write_parquet(jsonl, tmp_path / "out.parquet") == 6
+    from_jsonl = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert pq.read_table(tmp_path / "out.parquet").to_pylist() == from_jsonl
+
+
+@pytest.mark.parametrize(("change", "line"), [
+    ({"status": "maybe"}, 3), ({"round": -1}, 2), ({"completion_tokens": -5}, 3), ({"response": None}, 2),
+    ({"instruction": 7}, 3), ({"messages": [{"role": "user"}]}, 2), ({"surprise": 1}, 3),
+])
+def test_rows_arrow_would_take_but_an_output_row_would_not_are_refused_by_line(
+        tmp_path: Path, change: dict[str, object], line: int) -> None:
+    rows = [make_row(i).to_dict() for i in range(3)]
+    rows[line - 1] |= change
+    jsonl = tmp_path / "bad.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(DataError, match="not an output row") as info:
+        write_parquet(jsonl, tmp_path / "bad.parquet")
+    assert f"bad.jsonl:{line}" in str(info.value)
+    assert not (tmp_path / "bad.parquet").exists()
+
+
+def test_a_row_longer_than_arrows_block_still_converts(tmp_path: Path) -> None:
+    long = "word " * 600_000  # 3 MB: more than one block of Arrow's JSON reader
+    rows = [make_row(0), make_row(1, response=long, messages=(Turn("user", "q"), Turn("assistant", long))), make_row(2)]
+    jsonl = write_rows(tmp_path / "out.jsonl", rows)
+    assert write_parquet(jsonl, tmp_path / "out.parquet") == 3
+    assert pq.read_table(tmp_path / "out.parquet").column("response").to_pylist()[1] == long
+
+
 def test_atomic_write_text(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "manifest.json"
     atomic_write_text(path, "first ✓")

@@ -85,6 +85,14 @@ OUTPUT_FIELDS: tuple[str, ...] = (
 )
 
 
+#: What `OutputRow.from_dict` accepts per field; fields not named here are optional text.
+_OUTPUT_TYPES: dict[str, type | tuple[type, ...]] = {
+    **{k: str for k in ("id", "seed_id", "evol_model", "responder_model", "status", "instruction", "response",
+                        "parent_instruction")},
+    **{k: int for k in ("round", "prompt_tokens", "completion_tokens")},
+}
+
+
 @dataclass(frozen=True, slots=True)
 class OutputRow:
     """One row of the evolved dataset with its lineage (see `OUTPUT_FIELDS` for the key order)."""
@@ -135,6 +143,10 @@ class OutputRow:
         unknown = [k for k in data if k not in OUTPUT_FIELDS]
         if missing or unknown:
             raise ValueError(f"OutputRow keys do not match: missing {missing}, unknown {unknown}")
+        wrong = [k for k in OUTPUT_FIELDS if k != "messages" and k in data
+                 and not isinstance(data[k], _OUTPUT_TYPES.get(k, (str, type(None))))]
+        if wrong or not isinstance(data["messages"], list):
+            raise TypeError(f"OutputRow values of the wrong type: {wrong or ['messages']}")
         values = dict(data)
         values["messages"] = tuple(Turn(m["role"], m["content"]) for m in data["messages"])
         return cls(**values)

@@ -95,15 +95,19 @@ class Overlap:
 
 def overlap(texts: Sequence[str], bench: Benchmark, n: int) -> Overlap:
     """Which of `texts` share an n-gram with `bench`, and which benchmark items are hit."""
+    return _overlap([words(t) for t in texts], bench, [words(t) for t in bench.texts], n)
+
+
+def _overlap(text_words: Sequence[list[str]], bench: Benchmark, bench_words: Sequence[list[str]], n: int) -> Overlap:
     owner: dict[tuple[str, ...], int] = {}
-    for j, text in enumerate(bench.texts):
-        for gram in ngrams(words(text), n):
+    for j, item_words in enumerate(bench_words):
+        for gram in ngrams(item_words, n):
             owner.setdefault(gram, j)
     matches: list[Match] = []
     hit_items: set[int] = set()
-    for i, text in enumerate(texts):
+    for i, row_words in enumerate(text_words):
         first: Match | None = None
-        for gram in ngrams(words(text), n):
+        for gram in ngrams(row_words, n):
             item = owner.get(gram)
             if item is None:
                 continue
@@ -117,4 +121,10 @@ def overlap(texts: Sequence[str], bench: Benchmark, n: int) -> Overlap:
 
 def contamination(texts: Sequence[str], benchmarks: Sequence[Benchmark],
                   ns: Sequence[int] = NS) -> list[Overlap]:
-    return [overlap(texts, bench, n) for bench in benchmarks for n in ns]
+    # Each text is split into words once, not once per benchmark and n.
+    text_words = [words(t) for t in texts]
+    found = []
+    for bench in benchmarks:
+        bench_words = [words(t) for t in bench.texts]
+        found += [_overlap(text_words, bench, bench_words, n) for n in ns]
+    return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import inspect
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -28,11 +29,15 @@ def _memo(fn: F) -> F:
     questions of the same rows twice (summary.json's metrics, then the HTML report), and each
     answer costs about a second per few thousand rows. A copy is returned, so callers may edit it."""
     results: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    signature = inspect.signature(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        # Bound with defaults, so f(rows) and f(rows, None) are one question.
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
         try:
-            text = json.dumps([args, kwargs], sort_keys=True, ensure_ascii=False)
+            text = json.dumps(bound.arguments, sort_keys=True, ensure_ascii=False)
         except (TypeError, ValueError):  # not plain data (a custom benchmark object): just compute
             return fn(*args, **kwargs)
         key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
