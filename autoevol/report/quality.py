@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from autoevol.report.contamination import MAX_EXAMPLES, Benchmark, contamination, default_benchmarks
-from autoevol.report.dedup import DEFAULT_THRESHOLD, near_copies_of, near_duplicates
+from autoevol.report.dedup import DEFAULT_THRESHOLD, near_duplicates_and_copies
 from autoevol.report.metrics import text_stats
 
 MAX_PAIRS = 50  # duplicate pairs listed per check; the counts cover all of them
@@ -65,8 +65,7 @@ def duplicates(rows: Sequence[Mapping[str, Any]], seeds: Mapping[str, str],
     evolved = [r for r in rows if r.get("round", 0) > 0]
     texts = [str(r["instruction"]) for r in evolved]
     seed_ids, seed_texts = list(seeds), list(seeds.values())
-    within = near_duplicates(texts, threshold)
-    copies = near_copies_of(texts, seed_texts, threshold)
+    within, copies = near_duplicates_and_copies(texts, seed_texts, threshold)
     return {
         "threshold": threshold, "rows_checked": len(evolved),
         "within": {"rows": len(within), "pairs": [
