@@ -174,20 +174,24 @@ def _swatch(entry: _Entry, x: float, y: float) -> str:
     if entry.shape == "ring":
         return _ring(x, y, 6, counted=False)
     stem = f'<path d="M{_num(x)} {_num(y - 7)}V{_num(y + 7)}" stroke="{entry.color}"/>'
-    return stem + _marker(entry.shape, x, y, entry.color)
+    return stem + _marker(entry.shape, x, y, entry.color, counted=False)
 
 
-def _marker(shape: Literal["dot", "square"], x: float, y: float, color: str) -> str:
+def _marker(shape: Literal["dot", "square"], x: float, y: float, color: str, *, counted: bool = True) -> str:
+    tag = _tag("point", counted)
     if shape == "square":
-        return f'<rect x="{_num(x - 4)}" y="{_num(y - 4)}" width="8" height="8" fill="{color}"/>'
-    return f'<circle cx="{_num(x)}" cy="{_num(y)}" r="4" fill="{color}"/>'
+        return f'<rect{tag} x="{_num(x - 4)}" y="{_num(y - 4)}" width="8" height="8" fill="{color}"/>'
+    return f'<circle{tag} cx="{_num(x)}" cy="{_num(y)}" r="4" fill="{color}"/>'
 
 
 def _ring(x: float, y: float, r: float, *, counted: bool = True) -> str:
-    # `data-mark` tags the data's marks (not legend swatches) for tests and anyone reading the SVG.
-    mark = ' data-mark="ring"' if counted else ""
-    return (f'<circle{mark} cx="{_num(x)}" cy="{_num(y)}" r="{_num(r)}" fill="none" '
+    return (f'<circle{_tag("ring", counted)} cx="{_num(x)}" cy="{_num(y)}" r="{_num(r)}" fill="none" '
             f'stroke="{SELECTED}" stroke-width="1.5"/>')
+
+
+def _tag(mark: str, counted: bool) -> str:
+    """`data-mark` on the data's marks, not on legend swatches: tests and readers of the SVG can find them."""
+    return f' data-mark="{mark}"' if counted else ""
 
 
 @dataclass(frozen=True, slots=True)
