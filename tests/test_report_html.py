@@ -31,8 +31,10 @@ def test_run_writes_the_report_and_it_is_self_contained(run_dir: Path) -> None:
     assert "default-src 'none'" in page  # no script, font or remote load can run even if escaping failed
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "<script" not in page.replace("&lt;script&gt;", "")
-    # λ, failures per step and per round, lengths, diversity: all five drawn by matplotlib
-    assert page.count("<svg") == 5 and page.count("Matplotlib v") == 5
+    # λ, failures per step and per round, lengths, diversity: all five drawn by report/charts.py, with marks
+    assert page.count("<svg") == 5 and page.count('role="img"') == 5 and page.count("<title>") == 6  # + the page's
+    assert page.count('data-mark="err"') >= 4 and page.count('data-mark="ring"') == 2  # λ: 2 steps, 2 selected
+    assert page.count('data-mark="bar"') >= 2 + 2 * 4  # the failure bars and the length/diversity bars
     assert 'id="lambda-chart"' in page
 
 

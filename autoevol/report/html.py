@@ -2,7 +2,8 @@
 
 Jinja2 escapes every value (autoescape on for the whole environment), and the page also forbids
 scripts and remote loads with a Content-Security-Policy, so a hostile instruction from the data
-or a model stays text even if a template forgot something. Charts are matplotlib SVG, inlined.
+or a model stays text even if a template forgot something. Charts are our own SVG (report/charts.py),
+inlined; they escape their labels themselves.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _num(value: Any, digits: int = 3) -> str:
 
 
 def _trust_charts(ctx: dict[str, Any]) -> dict[str, Any]:
-    """Mark our own matplotlib SVG as safe markup; nothing else in the context is."""
+    """Mark the SVG of report/charts.py (it escapes its own text) as safe markup; nothing else in the context is."""
     for section in ("optimisation", "evolution", "quality"):
         part = ctx.get(section)
         if isinstance(part, dict):
