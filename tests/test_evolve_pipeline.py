@@ -320,6 +320,31 @@ async def test_round_two_evolves_round_one_accepted_outputs(tmp_path: Path, mix:
         assert (rows["ok#r0"]["round"], rows["ok#r0"]["method_id"]) == (0, None)
 
 
+async def test_above_the_metrics_cap_every_kth_row_is_measured_in_output_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import autoevol.evolve.outputs as outputs_module
+    from autoevol.report.quality import set_stats
+
+    monkeypatch.setattr(outputs_module, "METRICS_MAX_ROWS", 2)
+    seeds = [dict(row, id=f"{row['id']}{k}") for k in range(4) for row in ROUND_SEEDS]  # 12 seeds
+    result = await run(write_jsonl(tmp_path / "seeds.jsonl", seeds), tmp_path / "run", Script(),
+                       EvolveSettings(rounds=2, mix="all+seed"))
+    evolved, problems, summary = outputs(result)
+    assert_reconciles(result)
+    metrics = summary["metrics"]
+    assert metrics["sampled"]["max_rows_per_set"] == 2
+    # Seeds: every 6th of 12, in input order.
+    assert metrics["seeds"] == set_stats([{"instruction": seeds[i]["instruction"]} for i in (0, 6)])
+    # Each round: every k-th of its accepted rows (8 in round 1, 4 in round 2), in output order.
+    for entry, every in zip(summary["per_round"], (4, 2), strict=True):
+        accepted = [r for r in evolved if r["round"] == entry["round"]]
+        assert entry["metrics"] == set_stats(accepted[::every])
+    # The training set (12 seeds, 8 + 4 accepted rows) is read back from evolved.jsonl.
+    assert [r["round"] for r in evolved] == [0] * 12 + [1] * 8 + [2] * 4
+    assert metrics["training"] == set_stats(evolved[::12])
+    assert len(problems) == 8
+
+
 EI_SEEDS = [f"Question {i}" for i in range(8)] + [
     "Describe owls [sorry]", "List colours [stopwords]", "Define rain [same]", "Define snow [leak]", "Count [error]"]
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,69 +49,115 @@ def _units(run: RunDir, round_: int | None = None) -> Iterator[StoredUnit]:
         yield StoredUnit.from_dict(payload)
 
 
-def _training_rows(run: RunDir, settings: EvolveSettings) -> Iterator[dict[str, Any]]:
-    if settings.mix.endswith("+seed"):
-        for unit in _units(run, 1):
-            seed = _seed_row(unit)
-            if seed is not None:
-                yield seed.to_dict()
-    rounds = range(1, settings.rounds + 1) if settings.mix.startswith("all") else [settings.rounds]
-    for round_ in rounds:
-        for unit in _units(run, round_):
-            if unit.row.status == "accepted":
-                yield unit.row.to_dict()
-
-
-def _problem_rows(run: RunDir) -> Iterator[dict[str, Any]]:
-    for unit in _units(run):
-        if unit.row.status != "accepted":
-            yield unit.row.to_dict()
-
-
-def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> int:
-    tmp = path.with_name(path.name + ".tmp")
-    count = 0
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += 1
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return count
-
-
 #: Rows per set that the quality metrics look at. MinHash signatures and text statistics cost
 #: kilobytes per row, so a million-row run measures an evenly spread sample instead of all of it
 #: (and says so in summary.json); `autoevol report` / `stats` still read every row.
 METRICS_MAX_ROWS = 10_000
 
 
+def _every(total: int) -> int:
+    """The k of "every k-th row" that keeps at most METRICS_MAX_ROWS of `total`: deterministic, so
+    a resumed run's summary equals an uninterrupted run's."""
+    return max(1, -(-total // METRICS_MAX_ROWS))
+
+
 def _spread(rows: Iterable[T], total: int) -> Iterator[T]:
-    """Every k-th of `total` rows, at most METRICS_MAX_ROWS of them: deterministic, so a resumed
-    run's summary equals an uninterrupted run's."""
-    return islice(rows, 0, None, max(1, -(-total // METRICS_MAX_ROWS)))
+    return islice(rows, 0, None, _every(total))
 
 
-def _metrics(run: RunDir, evolved: Path, rounds: list[dict[str, Any]], training_rows: int) -> dict[str, Any]:
-    """LLM-free quality figures; each round's go into its entry of `rounds` too."""
+class _JsonlOut:
+    """A JSONL file written to a temporary name, then fsynced and moved into place whole."""
+
+    def __init__(self, path: Path, suffix: str = ".tmp") -> None:
+        self.path, self.tmp, self.count = path, path.with_name(path.name + suffix), 0
+        self.handle = open(self.tmp, "w", encoding="utf-8")  # closed by finish() or abandon()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def finish(self, tail: _JsonlOut | None = None) -> int:
+        """Close and move into place; `tail`'s rows (a second temporary file) follow ours."""
+        if tail is not None:
+            tail.handle.close()
+            with open(tail.tmp, encoding="utf-8") as rest:
+                shutil.copyfileobj(rest, self.handle)
+            tail.tmp.unlink()
+            self.count += tail.count
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+        return self.count
+
+    def abandon(self) -> None:
+        self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class _Written:
+    training: int
+    problems: int
+    #: The metrics' samples: seed id -> first user turn; round -> its accepted rows.
+    seeds: dict[str, str]
+    accepted: dict[int, list[dict[str, Any]]]
+    sampled: bool
+
+
+def _write_rows(run: RunDir, settings: EvolveSettings, rounds: list[int]) -> _Written:
+    """evolved.jsonl and rejected.jsonl, and the metrics' samples, in one pass over the run state:
+    each pass decodes every stored unit, which at a million rows is most of a minute."""
+    output = run.output
+    seed_every = _every(run.state.count(PHASE, 1))
+    round_every = {r: _every(run.state.count(PHASE, r, statuses=("accepted",))) for r in rounds}
+    in_training = set(range(1, settings.rounds + 1)) if settings.mix.startswith("all") else {settings.rounds}
+    written = _Written(0, 0, {}, {r: [] for r in rounds}, sampled=max([seed_every, *round_every.values()]) > 1)
+    evolved, problems = _JsonlOut(output / "evolved.jsonl"), _JsonlOut(output / "rejected.jsonl")
+    # Seed rows come first in the training set, while the store yields them beside round 1's rows.
+    after_seeds = _JsonlOut(output / "evolved.jsonl", ".rounds.tmp") if settings.mix.endswith("+seed") else None
+    seen: dict[int, int] = {}  # round -> units (round 1: seeds) or accepted rows (others) seen
+    try:
+        for unit in _units(run):
+            row, round_ = unit.row, unit.row.round
+            if round_ == 1:
+                if seen.get(0, 0) % seed_every == 0:
+                    written.seeds[row.seed_id] = next((t.content for t in unit.input_turns if t.role == "user"), "")
+                seen[0] = seen.get(0, 0) + 1
+                seed = _seed_row(unit) if after_seeds is not None else None
+                if seed is not None:
+                    evolved.write(seed.to_dict())
+            if row.status != "accepted":
+                problems.write(row.to_dict())
+                continue
+            data = row.to_dict()
+            if round_ in in_training:
+                (after_seeds or evolved).write(data)
+            if round_ in round_every:
+                if seen.get(round_, 0) % round_every[round_] == 0:
+                    written.accepted[round_].append(data)
+                seen[round_] = seen.get(round_, 0) + 1
+        written.training, written.problems = evolved.finish(after_seeds), problems.finish()
+    except BaseException:
+        for out in (evolved, problems, after_seeds):
+            if out is not None:
+                out.abandon()
+        raise
+    return written
+
+
+def _metrics(evolved: Path, written: _Written, per_round: list[dict[str, Any]]) -> dict[str, Any]:
+    """LLM-free quality figures; each round's go into its entry of `per_round` too."""
     from autoevol.report.quality import contaminated, duplicates, set_stats
 
-    seeds: dict[str, str] = {}
-    seed_total = run.state.count(PHASE, 1)
-    for unit in _spread(_units(run, 1), seed_total):
-        seeds[unit.row.seed_id] = next((t.content for t in unit.input_turns if t.role == "user"), "")
-    sampled = seed_total > METRICS_MAX_ROWS or training_rows > METRICS_MAX_ROWS
-    for entry in rounds:
-        total = run.state.count(PHASE, entry["round"], statuses=("accepted",))
-        sampled |= total > METRICS_MAX_ROWS
-        accepted = (u.row.to_dict() for u in _units(run, entry["round"]) if u.row.status == "accepted")
-        entry["metrics"] = set_stats(list(_spread(accepted, total)))
+    for entry in per_round:
+        entry["metrics"] = set_stats(written.accepted.get(entry["round"], []))
     with open(evolved, encoding="utf-8") as handle:
-        training = [json.loads(line) for line in _spread(handle, training_rows)]
-    dups, contam = duplicates(training, seeds), contaminated(training)
+        training = [json.loads(line) for line in _spread(handle, written.training)]
+    dups, contam = duplicates(training, written.seeds), contaminated(training)
+    sampled = written.sampled or written.training > METRICS_MAX_ROWS
     return {
-        "seeds": set_stats([{"instruction": text} for text in seeds.values()]),
+        "seeds": set_stats([{"instruction": text} for text in written.seeds.values()]),
         "training": set_stats(training),
         "near_duplicates": {"threshold": dups["threshold"], "within": dups["within"]["rows"],
                             "seed_copies": dups["seed_copies"]["rows"]},
@@ -141,13 +189,16 @@ def write_exports(output: Path, formats: tuple[str, ...]) -> dict[str, str]:
     for name in formats:
         convert = EXPORTS[name]
 
-        def rows(convert: Any = convert) -> Iterator[dict[str, Any]]:
+        out = _JsonlOut(output / f"evolved.{name}.jsonl")
+        try:
             with open(output / "evolved.jsonl", encoding="utf-8") as handle:
                 for line in handle:
                     row = json.loads(line)
-                    yield convert(row) | {"id": row["id"]}
-
-        _write_jsonl(output / f"evolved.{name}.jsonl", rows())
+                    out.write(convert(row) | {"id": row["id"]})
+            out.finish()
+        except BaseException:
+            out.abandon()
+            raise
         written[name] = f"output/evolved.{name}.jsonl"
     return written
 
@@ -157,11 +208,10 @@ def write_outputs(
     exports: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     evolved = run.output / "evolved.jsonl"
-    training = _write_jsonl(evolved, _training_rows(run, settings))
-    parquet = run.output / "evolved.parquet"
-    write_parquet(evolved, parquet)
+    written = _write_rows(run, settings, [s.round for s in stats])
+    training, problems = written.training, written.problems
+    write_parquet(evolved, run.output / "evolved.parquet")
     exported = write_exports(run.output, exports)
-    problems = _write_jsonl(run.output / "rejected.jsonl", _problem_rows(run))
     usage = extra.pop("round_usage", {})
     # `rounds` stays the counts that reconcile (identical for a resumed and an uninterrupted run);
     # what depends on how the run went (calls, time) and the text metrics go in `per_round`.
@@ -176,7 +226,7 @@ def write_outputs(
                   "rejected": "output/rejected.jsonl", "report": "output/report.html",
                   **{f"export_{name}": path for name, path in exported.items()}},
         **extra,
-        "metrics": _metrics(run, evolved, per_round, training),
+        "metrics": _metrics(evolved, written, per_round),
         "per_round": per_round,
     }
     atomic_write_text(run.output / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

@@ -23,6 +23,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -100,22 +101,17 @@ def overlap(texts: Sequence[str], bench: Benchmark, n: int) -> Overlap:
 
 def _overlap(text_words: Sequence[list[str]], bench: Benchmark, bench_words: Sequence[list[str]], n: int) -> Overlap:
     owner: dict[tuple[str, ...], int] = {}
-    for j, item_words in enumerate(bench_words):
-        for gram in ngrams(item_words, n):
-            owner.setdefault(gram, j)
+    for j in reversed(range(len(bench_words))):  # the lowest item index is written last, so it wins
+        owner.update(zip(ngrams(bench_words[j], n), repeat(j)))
     matches: list[Match] = []
     hit_items: set[int] = set()
     for i, row_words in enumerate(text_words):
-        first: Match | None = None
-        for gram in ngrams(row_words, n):
-            item = owner.get(gram)
-            if item is None:
-                continue
-            hit_items.add(item)
-            if first is None:
-                first = Match(i, bench.ids[item], " ".join(gram))
-        if first is not None:
-            matches.append(first)
+        grams = list(ngrams(row_words, n))
+        shared = owner.keys() & grams
+        if shared:
+            hit_items.update(owner[g] for g in shared)
+            first = next(g for g in grams if g in shared)  # the row's first shared n-gram, to show why
+            matches.append(Match(i, bench.ids[owner[first]], " ".join(first)))
     return Overlap(bench.name, n, len(matches), len(hit_items), matches)
 
 

@@ -36,17 +36,22 @@ def words(text: str) -> list[str]:
 
 
 def ngrams(items: Sequence[str], n: int) -> Iterable[tuple[str, ...]]:
-    return (tuple(items[i : i + n]) for i in range(len(items) - n + 1))
+    # zip over shifted slices builds the tuples in C: several times faster than slicing per gram.
+    return zip(*(items[i:] for i in range(n)), strict=False)
 
 
 def distinct_n(texts: Iterable[str], n: int) -> float | None:
     """Distinct n-grams / all n-grams over the set; None when the set has no n-gram at all."""
+    return _distinct([words(t) for t in texts], n)
+
+
+def _distinct(per_text: Iterable[Sequence[str]], n: int) -> float | None:
     seen: set[tuple[str, ...]] = set()
     total = 0
-    for text in texts:
-        for gram in ngrams(words(text), n):
-            seen.add(gram)
-            total += 1
+    for items in per_text:
+        grams = list(ngrams(items, n))
+        seen.update(grams)
+        total += len(grams)
     return len(seen) / total if total else None
 
 
@@ -83,9 +88,9 @@ def text_stats(texts: Sequence[str], parents: Sequence[str | None] | None = None
         n=n,
         words_mean=sum(word_counts) / n if n else None,
         tokens_mean=sum(token_counts) / n if n else None,
-        distinct_1=distinct_n(texts, 1),
-        distinct_2=distinct_n(texts, 2),
-        distinct_3=distinct_n(texts, 3),
+        distinct_1=_distinct(per_text, 1),
+        distinct_2=_distinct(per_text, 2),
+        distinct_3=_distinct(per_text, 3),
         type_token_ratio=sum(ttrs) / len(ttrs) if ttrs else None,
         length_ratio=sum(ratios) / len(ratios) if ratios else None,
     )
