@@ -22,7 +22,7 @@ from autoevol.errors import (
     ResumeMismatchError,
     TooManyErrors,
 )
-from autoevol.evolve.outputs import write_outputs
+from autoevol.evolve.outputs import collector_paused, write_outputs
 from autoevol.evolve.pipeline import RoundStats, evolve_dataset, stored_round_stats
 from autoevol.evolve.steps import Models
 from autoevol.executor import Executor, LocalExecutor
@@ -285,12 +285,15 @@ async def _evolve_phase(
     finally:
         await _close(executor)
     s.view.start("writing outputs and the report", None, unit="")  # seconds on a big run: still alive
-    summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"), exec_settings.export)
-    s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
-    s.run.set_status("finished")
-    if not _write_report(s.run):
-        summary["files"].pop("report", None)  # say where the report is only if there is one
-        atomic_write_text(s.run.output / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    with collector_paused():
+        summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"),
+                                exec_settings.export)
+        s.run.events.emit("run_finished", training_rows=summary["training_rows"], usage=summary["usage"])
+        s.run.set_status("finished")
+        if not _write_report(s.run):
+            summary["files"].pop("report", None)  # say where the report is only if there is one
+            atomic_write_text(s.run.output / "summary.json",
+                              json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return EvolveResult(run_dir=s.run.path, summary=summary, usage=summary["usage"], optimization=optimization)
 
 

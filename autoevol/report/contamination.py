@@ -96,7 +96,7 @@ class Overlap:
 
 def overlap(texts: Sequence[str], bench: Benchmark, n: int) -> Overlap:
     """Which of `texts` share an n-gram with `bench`, and which benchmark items are hit."""
-    return _overlap([words(t) for t in texts], bench, [words(t) for t in bench.texts], n)
+    return contamination(texts, [bench], (n,))[0]
 
 
 def _overlap(text_words: Sequence[list[str]], bench: Benchmark, bench_words: Sequence[list[str]], n: int) -> Overlap:
