@@ -312,7 +312,7 @@ def _stored_stats(run: RunDir, settings: EvolveSettings) -> list[RoundStats]:
 
 
 #: Above this many stored rows the evolve run does not write report.html by itself: the report
-#: holds every row (and a MinHash signature of each) in memory, which a million-row run must not
+#: holds every row (and its shingle set) in memory, which a million-row run must not
 #: pay unasked. `autoevol report RUN` still makes it on demand.
 AUTO_REPORT_MAX_ROWS = 20_000
 

@@ -69,7 +69,7 @@ def _units(run: RunDir, round_: int | None = None) -> Iterator[StoredUnit]:
         yield StoredUnit.from_dict(payload)
 
 
-#: Rows per set that the quality metrics look at. MinHash signatures and text statistics cost
+#: Rows per set that the quality metrics look at. Shingle sets, n-grams and text statistics cost
 #: kilobytes per row, so a million-row run measures an evenly spread sample instead of all of it
 #: (and says so in summary.json); `autoevol report` / `stats` still read every row.
 METRICS_MAX_ROWS = 10_000
