@@ -16,7 +16,7 @@ from autoevol.types import Message
 Turn = Message
 
 Status = Literal["accepted", "rejected", "failed"]
-_STATUSES: frozenset[str] = frozenset(get_args(Status))
+STATUSES: frozenset[str] = frozenset(get_args(Status))
 _ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
 
 
@@ -91,6 +91,8 @@ _OUTPUT_TYPES: dict[str, type | tuple[type, ...]] = {
                         "parent_instruction")},
     **{k: int for k in ("round", "prompt_tokens", "completion_tokens")},
 }
+#: The fields of an OutputRow that always hold a value (never None).
+NON_NULL_OUTPUT_FIELDS: frozenset[str] = frozenset(_OUTPUT_TYPES) | {"messages"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +122,8 @@ class OutputRow:
     meta: str | None = None
 
     def __post_init__(self) -> None:
-        if self.status not in _STATUSES:
-            raise ValueError(f"status must be one of {sorted(_STATUSES)}, got {self.status!r}")
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {sorted(STATUSES)}, got {self.status!r}")
         if self.round < 0:
             raise ValueError(f"round must be >= 0, got {self.round}")
         if self.prompt_tokens < 0 or self.completion_tokens < 0:

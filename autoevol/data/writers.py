@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoevol.data.records import _STATUSES, OutputRow
+from autoevol.data.records import NON_NULL_OUTPUT_FIELDS, STATUSES, OutputRow
 from autoevol.errors import DataError, StorageError
 
 if TYPE_CHECKING:
@@ -151,23 +151,19 @@ class _NotOutputRows(Exception):
     """Arrow parsed the file, but some value breaks an OutputRow rule (status, round, token counts)."""
 
 
-#: Fields every OutputRow has a value for; declared non-null while parsing, so Arrow refuses a row
-#: that lacks one, as `OutputRow.from_dict` would.
-_REQUIRED = frozenset({"id", "seed_id", "round", "evol_model", "responder_model", "status", "instruction",
-                       "response", "messages", "parent_instruction", "prompt_tokens", "completion_tokens"})
-
-
 def _parse_schema(schema: pa.Schema) -> pa.Schema:
+    """The output schema with the fields every OutputRow has a value for declared non-null, so
+    Arrow refuses a row that lacks one, as `OutputRow.from_dict` would."""
     import pyarrow as pa
 
     turn = pa.struct([pa.field("role", pa.string(), nullable=False), pa.field("content", pa.string(), nullable=False)])
     return pa.schema([pa.field(f.name, pa.list_(turn) if f.name == "messages" else f.type,
-                               nullable=f.name not in _REQUIRED) for f in schema])
+                               nullable=f.name not in NON_NULL_OUTPUT_FIELDS) for f in schema])
 
 
 def _check_rules(batch: pa.RecordBatch) -> None:
     # Plain Python over four columns: pyarrow.compute would cost 0.17 s to import.
-    if not set(batch.column("status").to_pylist()) <= _STATUSES:
+    if not set(batch.column("status").to_pylist()) <= STATUSES:
         raise _NotOutputRows("status")
     for name in ("round", "prompt_tokens", "completion_tokens"):
         if min(batch.column(name).to_pylist(), default=0) < 0:
