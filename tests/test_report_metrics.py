@@ -59,11 +59,11 @@ def test_tag_complexity_and_diversity_on_a_set_with_known_tags() -> None:
 
 
 def test_tagging_goes_through_the_cache(tmp_path: Path) -> None:
-    from autoevol.api import open_pool
     from autoevol.config import ExecSettings
     from autoevol.llm.fake import ScriptedBackend
     from autoevol.llm.spec import parse_model_spec
     from autoevol.report.tags import PHASE, measure
+    from autoevol.session import open_pool
 
     replies = {"apples": '[{"tag": "arithmetic"}, {"tag": "fruit"}]', "code": '[{"tag": "python"}]'}
     backend = ScriptedBackend(lambda r: next(v for k, v in replies.items() if k in r.messages[-1].content))

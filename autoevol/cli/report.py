@@ -25,9 +25,9 @@ DropContamOpt = Annotated[bool, typer.Option(
 
 def _tag_sets(spec_text: str, sets: Mapping[str, Sequence[str]], size: int, base_url: str | None,
               api_key_env: str | None, concurrency: int | None, timeout: float | None) -> dict[str, Any]:
-    from autoevol.api import open_pool
     from autoevol.config import ExecSettings
     from autoevol.report.tags import measure
+    from autoevol.session import open_pool
 
     spec = model_spec(spec_text, base_url, api_key_env, concurrency, timeout)
 
