@@ -194,22 +194,26 @@ def phase_of(out: Path) -> str:
     return "evolve" if '"event": "round_started"' in text else "optimize"
 
 
-def schedule(s: Settings, optimize_answers: int, total: int) -> list[int]:
-    """Kill points (server answers), seeded: half among the optimisation's calls, half among evolve's."""
+def schedule(s: Settings, optimize_answers: int, total: int) -> list[tuple[int, str]]:
+    """Kill points (server answers, phase), seeded: half among the optimisation's calls, half among
+    evolve's. The counts are the reference run's; the killed run re-pays a few calls at each kill,
+    so an evolve kill point also waits for the evolve phase to have started."""
     rng = random.Random(s.seed)
     first = s.kills // 2 + s.kills % 2
     in_optimize = [rng.randint(1, max(1, optimize_answers - 1)) for _ in range(first)]
     in_evolve = [rng.randint(optimize_answers + 1, max(optimize_answers + 1, total - 1))
                  for _ in range(s.kills - first)]
-    return sorted(in_optimize) + sorted(in_evolve)
+    return [(n, "optimize") for n in sorted(in_optimize)] + [(n, "evolve") for n in sorted(in_evolve)]
 
 
-def kill_at(args: list[str], out: Path, home: Path, server: Server, target: int) -> Kill | None:
-    """Start the command, SIGKILL it once the server has answered `target` requests; None if it ended first."""
+def kill_at(args: list[str], out: Path, home: Path, server: Server, target: int,
+            phase: str = "optimize") -> Kill | None:
+    """Start the command, SIGKILL it once the server has answered `target` requests (and, for an
+    evolve kill, once the evolve phase has started); None if it ended first."""
     log = (out.parent / "killed.log").open("a")
     proc = subprocess.Popen([*CLI, *args], cwd=out.parent, env=cli_env(home), stdout=log, stderr=log)
     try:
-        while server.stats()["answered"] < target:
+        while server.stats()["answered"] < target or (phase == "evolve" and phase_of(out) != "evolve"):
             if proc.poll() is not None:
                 return None
             time.sleep(0.005)
@@ -245,9 +249,9 @@ def run_suite(work: Path, s: Settings) -> Report:
     with fault_server(killed, s, port) as server:
         out, home = killed / "run", killed / "home"
         args = run_args(data, server.url, out, s)
-        for target in schedule(s, report.reference_optimize_answers, report.reference_answers):
+        for target, phase in schedule(s, report.reference_optimize_answers, report.reference_answers):
             # A new process first replays its cache: every kill waits for at least one new answer.
-            kill = kill_at(args, out, home, server, max(target, server.stats()["answered"] + 1))
+            kill = kill_at(args, out, home, server, max(target, server.stats()["answered"] + 1), phase)
             if kill is None:
                 break
             report.kills.append(kill)
