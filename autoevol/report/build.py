@@ -146,8 +146,9 @@ def lineages(run: RunData, limit: int = LINEAGES) -> list[dict[str, Any]]:
         for row in rows:
             by_seed.setdefault(row["seed_id"], {})[r] = row
     last = max(run.rounds, default=0)
+    position = {sid: i for i, sid in enumerate(run.seeds)}
     order = sorted(by_seed, key=lambda sid: (by_seed[sid].get(last, {}).get("status") != "accepted",
-                                             list(run.seeds).index(sid) if sid in run.seeds else 0))
+                                             position.get(sid, 0)))
     return [{"seed_id": sid, "seed": run.seeds.get(sid, ""), "seed_response": run.seed_responses.get(sid, ""),
              "rounds": [by_seed[sid].get(r) for r in range(1, last + 1)]} for sid in order[:limit]]
 
