@@ -134,10 +134,10 @@ class CacheStats:
 
 class ResponseCache:
     """Answers are written behind (`GroupCommit`): every answer stored during one event-loop
-    iteration goes into one transaction, committed before the loop does anything else, and a
-    lookup sees answers not yet committed. Hit/miss counters are kept in memory and written with
-    the next insert, every FLUSH_EVERY lookups, and on stats()/close(): statistics must not cost
-    a write transaction per request."""
+    iteration goes into one transaction, committed before the loop does anything else (an answer
+    lost to a kill is paid again, so no longer), and a lookup sees answers not yet committed.
+    Hit/miss counters are kept in memory and written every FLUSH_EVERY lookups and on
+    stats()/close(): statistics must not cost a write per request."""
 
     FLUSH_EVERY = 256
 
@@ -191,7 +191,7 @@ class ResponseCache:
 
     def _flush_answers(self) -> None:
         with self._lock, _readable(self.path):
-            self._flush()
+            self._flush(counters=False)
 
     def _bump(self, *deltas: tuple[str, int]) -> None:
         for name, delta in deltas:
@@ -205,15 +205,18 @@ class ResponseCache:
             )
         self._pending.clear()
 
-    def _flush(self) -> None:
-        """Commit unwritten answers and counters in one transaction (the caller holds the lock)."""
-        if not self._pending and not self._unwritten:
+    def _flush(self, *, counters: bool = True) -> None:
+        """Commit unwritten answers, and the counters unless told not to, in one transaction (the
+        caller holds the lock). The grouped answer commit leaves the counters for later: at
+        concurrency 64 it runs once or twice per request, and they are only statistics."""
+        if not self._unwritten and not (counters and self._pending):
             return
         rows, self._unwritten = list(self._unwritten.values()), {}
         self._db.execute("BEGIN")
         try:
             self._db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            self._write_counters()
+            if counters:
+                self._write_counters()
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
