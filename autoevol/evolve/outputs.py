@@ -24,7 +24,7 @@ from autoevol.config import EvolveSettings
 from autoevol.data.records import OutputRow
 from autoevol.data.writers import atomic_write_text, write_parquet
 from autoevol.evolve.pipeline import RoundStats
-from autoevol.evolve.units import PHASE, StoredUnit
+from autoevol.evolve.units import PHASE, StoredUnit, stored_units
 from autoevol.store.run import RunDir
 
 T = TypeVar("T")
@@ -62,11 +62,6 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _units(run: RunDir, round_: int | None = None) -> Iterator[StoredUnit]:
-    for payload in run.state.iter_phase(PHASE, round_):
-        yield StoredUnit.from_dict(payload)
 
 
 #: Rows per set that the quality metrics look at. Shingle sets, n-grams and text statistics cost
@@ -138,7 +133,7 @@ def _write_rows(run: RunDir, settings: EvolveSettings, rounds: list[int]) -> _Wr
     after_seeds = _JsonlOut(output / "evolved.jsonl", ".rounds.tmp") if settings.mix.endswith("+seed") else None
     seen: dict[int, int] = {}  # round -> units (round 1: seeds) or accepted rows (others) seen
     try:
-        for unit in _units(run):
+        for unit in stored_units(run.state):
             row, round_ = unit.row, unit.row.round
             if round_ == 1:
                 if seen.get(0, 0) % seed_every == 0:

@@ -23,7 +23,7 @@ from autoevol.data.records import BadRow, OutputRow
 from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError, DataError, TooManyErrors
 from autoevol.evolve.steps import Job, Models, pick_method, row_id, run_job
-from autoevol.evolve.units import MODEL_ERROR, PHASE, StoredUnit, unit_key
+from autoevol.evolve.units import MODEL_ERROR, PHASE, StoredUnit, stored_units, unit_key
 from autoevol.executor import Clients, Executor, Work
 from autoevol.methods.method import EvolvingMethod
 from autoevol.store.run import RunDir
@@ -88,8 +88,7 @@ def _seed_jobs(source: DataSource) -> Iterator[tuple[Job, BadRow | None]]:
 def _next_round_jobs(run: RunDir, round_: int, settings: EvolveSettings) -> Iterator[tuple[Job, BadRow | None]]:
     """Round k's inputs: round k-1's accepted rows (and, Evol-Instruct style, rejected rows' parents)."""
     statuses = _next_round_statuses(settings)
-    for payload in run.state.iter_phase(PHASE, round_ - 1):
-        unit = StoredUnit.from_dict(payload)
+    for unit in stored_units(run.state, round_ - 1):
         row = unit.row
         if row.status not in statuses:
             continue
@@ -215,8 +214,8 @@ def _not_done(
 def stored_round_stats(run: RunDir, round_: int) -> RoundStats:
     """A round's counts from the units stored for it (all of them once the round has finished)."""
     counts = RoundStats(round_)
-    for payload in run.state.iter_phase(PHASE, round_):
-        counts.add(StoredUnit.from_dict(payload).row)
+    for unit in stored_units(run.state, round_):
+        counts.add(unit.row)
     return counts
 
 

@@ -7,10 +7,14 @@ by two SQL filters in `store.run` (`$.row.status`, `$.retry`): change its shape 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoevol.data.records import OutputRow, Turn
+
+if TYPE_CHECKING:
+    from autoevol.store.run import StateDB
 
 PHASE = "evolve"
 #: A row whose model call failed on a transient error (server down, deadline, rate limit): the
@@ -53,3 +57,9 @@ class StoredUnit:
     def from_dict(cls, data: dict[str, Any]) -> StoredUnit:
         return cls(seq=data["seq"], row=OutputRow.from_dict(data["row"]),
                    input_turns=tuple(Turn(t["role"], t["content"]) for t in data["input_turns"]))
+
+
+def stored_units(state: StateDB, round_: int | None = None) -> Iterator[StoredUnit]:
+    """The units stored for one round (every round when None), decoded, in output order."""
+    for payload in state.iter_phase(PHASE, round_):
+        yield StoredUnit.from_dict(payload)

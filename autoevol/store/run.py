@@ -55,7 +55,7 @@ class StateDB:
     commits what is pending first, so reads see all writes."""
 
     #: A unit a kill -9 loses is redone from the response cache without a call, so its commit can
-    #: wait for company: at concurrency 64 this took a third of our own CPU per call off.
+    #: wait for company: at concurrency 64 an event-loop iteration holds one or two units.
     COMMIT_WINDOW_S = 0.02
 
     def __init__(self, path: Path) -> None:
