@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from autoevol.report.metrics import words
+from autoevol.report.metrics import ngrams, words
 
 SHINGLE = 3
 DEFAULT_THRESHOLD = 0.8
@@ -57,12 +57,12 @@ def shingles(text: str, n: int = SHINGLE) -> set[str]:
 
 def _ordered_shingles(text: str, n: int = SHINGLE) -> list[str]:
     # In order of first appearance, so the rarest-first order breaks ties the same way every run
-    # (a set's iteration order would change with the interpreter's string hash seed). zip and map
-    # rather than a generator: shingling is most of a search's time.
+    # (a set's iteration order would change with the interpreter's string hash seed). map rather
+    # than a generator: shingling is most of a search's time.
     tokens = words(text)
     if len(tokens) < n:
         return [" ".join(tokens)] if tokens else []
-    return list(dict.fromkeys(map(" ".join, zip(*(tokens[k:] for k in range(n)), strict=False))))
+    return list(dict.fromkeys(map(" ".join, ngrams(tokens, n))))
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
