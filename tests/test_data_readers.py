@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from autoevol.data import BadRow, Seed, count_rows, iter_rows, iter_seeds, readers, sample_names, sample_path
+from autoevol.data import BadRow, Seed, count_rows, formats, iter_rows, iter_seeds, sample_names, sample_path
 from autoevol.errors import DataError
 
 ROWS = [
@@ -74,7 +74,7 @@ def test_json_array_and_json_lines_in_a_json_file(tmp_path: Path) -> None:
 
 
 def test_json_array_parser_across_tiny_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(readers, "_CHUNK", 3)  # every value straddles chunk borders
+    monkeypatch.setattr(formats, "_CHUNK", 3)  # every value straddles chunk borders
     path = tmp_path / "arr.json"
     path.write_text("\ufeff [ " + " ,\n ".join(json.dumps(r) for r in ROWS) + " ]\n", encoding="utf-8")
     check_gsm(seeds(path), "arr", [1, 2, 3, 4, 5])
@@ -162,7 +162,7 @@ def test_reader_yields_before_the_file_is_complete(tmp_path: Path) -> None:
 
 
 def test_large_json_array_is_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(readers, "_CHUNK", 1 << 16)  # so a 4.6 MB file is many chunks
+    monkeypatch.setattr(formats, "_CHUNK", 1 << 16)  # so a 4.6 MB file is many chunks
     path = tmp_path / "big.json"
     path.write_text(json.dumps([{"question": "x" * 200, "answer": "y"}] * 20_000), encoding="utf-8")
     tracemalloc.start()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from autoevol.data import source as source_module
-from autoevol.data.readers import count_rows
+from autoevol.data.formats import count_rows
 from autoevol.data.records import BadRow, Seed
 from autoevol.data.source import DataSource
 from autoevol.errors import DataError

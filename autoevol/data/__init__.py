@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from autoevol.data.readers import SUPPORTED_FORMATS, count_rows, iter_rows, iter_seeds
+from autoevol.data.formats import SUPPORTED_FORMATS, count_rows, iter_rows
+from autoevol.data.readers import iter_seeds
 from autoevol.data.records import OUTPUT_FIELDS, BadRow, OutputRow, Seed, Turn
 from autoevol.data.schemas import SCHEMAS, detect_schema, resolve_schema
 from autoevol.data.writers import (

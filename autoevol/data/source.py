@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoevol.data.readers import OnBadRow, count_rows, is_json_lines, iter_rows, iter_seeds
+from autoevol.data.formats import count_rows, is_json_lines, iter_rows
+from autoevol.data.readers import OnBadRow, iter_seeds
 from autoevol.data.records import BadRow, Seed
 from autoevol.data.schemas import detected_schema
 from autoevol.errors import ConfigError, DataError

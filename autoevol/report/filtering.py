@@ -14,7 +14,8 @@ from autoevol.report.quality import contaminated, duplicates, set_stats
 
 def read_rows(path: Path, *, field: str | None = None) -> list[dict[str, Any]]:
     """autoevol output rows as they are (lineage kept); any other data file as seed rows."""
-    from autoevol.data.readers import iter_rows, iter_seeds
+    from autoevol.data.formats import iter_rows
+    from autoevol.data.readers import iter_seeds
     from autoevol.data.records import Seed
 
     first = next((row for _, row in iter_rows(path) if isinstance(row, dict)), None)
