@@ -1,23 +1,25 @@
 """autoevol: Auto Evol-Instruct as a library and a command-line tool.
 
-`autoevol.evolve`, `autoevol.optimize` and `autoevol.run` are the synchronous notebook API
+`autoevol.evolve`, `autoevol.optimize` and `autoevol.run` are the synchronous notebook functions
 (`autoevol.notebook`); the async API is `autoevol.api`. Both load on first use, so `import autoevol`
-stays light.
+stays light. The phases themselves are the packages `autoevol.evolution` and `autoevol.optimization`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from autoevol._version import __version__
+
+if TYPE_CHECKING:
+    from autoevol.notebook import evolve, optimize, run
+
 __all__ = ["__version__", "evolve", "optimize", "run"]
 
 
 def __getattr__(name: str) -> Any:
-    import importlib
+    if name in ("evolve", "optimize", "run"):
+        import importlib
 
-    if name in ("evolve", "optimize"):  # callable packages: see autoevol/evolve/__init__.py
-        return importlib.import_module(f"autoevol.{name}")
-    if name == "run":
-        return importlib.import_module("autoevol.notebook").run
+        return getattr(importlib.import_module("autoevol.notebook"), name)
     raise AttributeError(f"module 'autoevol' has no attribute {name!r}")

@@ -1,4 +1,7 @@
-"""The Python API. Every CLI command is one call here; library users call the same functions."""
+"""The Python API. Every CLI command is one call here; library users call the same functions.
+
+`Roles` (which model plays which part) is re-exported from `autoevol.llm.spec` for them.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from typing import Any
 
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
-from autoevol.data.writers import atomic_write_text
 from autoevol.errors import (
     BudgetExhausted,
     ConfigError,
@@ -18,32 +20,18 @@ from autoevol.errors import (
     ResumeMismatchError,
     TooManyErrors,
 )
-from autoevol.evolve.outputs import collector_paused, write_outputs
-from autoevol.evolve.pipeline import RoundStats, evolve_dataset, stored_round_stats
-from autoevol.evolve.steps import Models
+from autoevol.evolution.outputs import collector_paused, write_outputs
+from autoevol.evolution.pipeline import RoundStats, evolve_dataset, stored_round_stats
+from autoevol.evolution.steps import Models
+from autoevol.files import atomic_write_text
 from autoevol.llm.base import Backend
-from autoevol.llm.spec import ModelSpec
+from autoevol.llm.spec import ModelSpec, Roles
 from autoevol.methods import load_method
 from autoevol.methods.method import EvolvingMethod
-from autoevol.optimize.job import OptimizeOutcome, build_optimizer, read_split, write_result
-from autoevol.optimize.records import StepRecord
+from autoevol.optimization.job import OptimizeOutcome, build_optimizer, read_split, write_result
+from autoevol.optimization.records import StepRecord
 from autoevol.session import RowProgress, Session, close_executor, executor_for, run_session
 from autoevol.store.run import RunDir
-
-
-@dataclass(frozen=True, slots=True)
-class Roles:
-    """Which model plays which part; unset roles fall back to the evol LLM."""
-
-    evol: ModelSpec
-    responder: ModelSpec | None = None
-    optimizer: ModelSpec | None = None
-    judge: ModelSpec | None = None
-
-    def resolved(self) -> dict[str, ModelSpec]:
-        fallback = self.evol
-        return {"evol": fallback, "responder": self.responder or fallback, "optimizer": self.optimizer or fallback,
-                "judge": self.judge or fallback}
 
 
 @dataclass(slots=True)
@@ -137,7 +125,7 @@ AUTO_REPORT_MAX_ROWS = 20_000
 
 def _write_report(run: RunDir) -> bool:
     """output/report.html; a report that cannot be made must not fail a finished run."""
-    from autoevol.evolve.units import PHASE
+    from autoevol.evolution.units import PHASE
     from autoevol.report.html import write_report
 
     rows = run.state.count(PHASE)
@@ -264,9 +252,7 @@ async def resume_async(
     source = DataSource(Path(path), schema=data["schema"], field=data["field"], id_field=data["id_field"],
                         on_bad_row=data["on_bad_row"], limit=data["limit"], encoding=data.get("encoding"),
                         split=data.get("split"))
-    specs = {role: ModelSpec(**spec) for role, spec in models.items()}
-    roles = Roles(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"),
-                  judge=specs.get("judge"))
+    roles = Roles.from_resolved({role: ModelSpec(**spec) for role, spec in models.items()})
     evo = EvolveSettings(**config["evolve"])
     if manifest["command"] == "evolve":
         methods = tuple(EvolvingMethod.from_dict(m) for m in config["methods"])
@@ -280,6 +266,6 @@ async def resume_async(
 
 def push_to_hub(run_dir: Path, repo: str, *, private: bool = False) -> str:
     """Push a finished run's `evolved.parquet` and a dataset card to the Hub; returns the repository URL."""
-    from autoevol.data.publish import push_run  # huggingface_hub loads only for a push
+    from autoevol.report.publish import push_run  # huggingface_hub loads only for a push
 
     return push_run(run_dir, repo, private=private)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import threading
-import types
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,24 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     import datasets
 
-    from autoevol.api import Roles
     from autoevol.data.source import DataSource
-    from autoevol.optimize.job import OptimizeOutcome
+    from autoevol.llm.spec import Roles
+    from autoevol.optimization.job import OptimizeOutcome
 
 T = TypeVar("T")
-
-
-def make_package_callable(package: str, function: str) -> None:
-    """Let `autoevol.<package>(...)` call this module's `function`, whether or not the package was
-    imported first: a submodule import binds the package to that name, so a plain function of the
-    same name could not survive it. Importing this module at package import is cheap: everything
-    heavy it uses is imported inside the functions."""
-
-    class _Callable(types.ModuleType):
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            return getattr(sys.modules[__name__], function)(*args, **kwargs)
-
-    sys.modules[package].__class__ = _Callable
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -87,8 +72,7 @@ def _source(data: Any, schema: str, field: str | None, id_field: str | None, on_
 
 def _roles(model: str | None, base_url: str | None, api_key_env: str | None, concurrency: int | None,
            request_timeout: float | None) -> Roles:
-    from autoevol.api import Roles
-    from autoevol.llm.spec import parse_model_spec
+    from autoevol.llm.spec import Roles, parse_model_spec
     from autoevol.probe import served_model_spec
 
     url = base_url or os.environ.get("OPENAI_BASE_URL")

@@ -11,9 +11,9 @@ from autoevol.config import EvolveSettings, OptimizeSettings
 from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError
 from autoevol.methods import load_method
-from autoevol.optimize.estimate import Estimate, estimate
-from autoevol.optimize.job import read_split
-from autoevol.optimize.split import Split
+from autoevol.optimization.estimate import Estimate, estimate
+from autoevol.optimization.job import read_split
+from autoevol.optimization.split import Split
 
 
 @dataclass(frozen=True, slots=True)

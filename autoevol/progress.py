@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from autoevol.llm.usage import UsageMeter
 
 if TYPE_CHECKING:
-    from autoevol.optimize.loop import LoopEvent
+    from autoevol.optimization.loop import LoopEvent
 
 INTERVAL_ENV = "AUTOEVOL_PROGRESS_INTERVAL"
 DEFAULT_INTERVAL_S = 10.0
@@ -160,7 +160,7 @@ class ProgressView:
             self._progress.update(self._task, advance=1)
 
     def loop_event(self, event: LoopEvent) -> None:
-        """An optimisation loop's progress (see `autoevol.optimize.loop.LoopEvent`)."""
+        """An optimisation loop's progress (see `autoevol.optimization.loop.LoopEvent`)."""
         now = time.monotonic()
         title = f"optimise step {event.step}/{event.steps}"
         total = event.total if event.phase == "scoring" else None

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoevol import __version__
+from autoevol._version import __version__
 from autoevol.config import ExecSettings
 from autoevol.data.source import DataSource
 from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, ResumeMismatchError, TooManyErrors
-from autoevol.evolve.pipeline import RoundStats
+from autoevol.evolution.pipeline import RoundStats
 from autoevol.executor import Executor, LocalExecutor
 from autoevol.home import cache_path
 from autoevol.llm.base import Backend

@@ -5,7 +5,7 @@
 The world is shaped like a run's summary check: seeds are real questions, and the checked rows are
 other real questions plus planted near-copies (a few words swapped, dropped or appended) of seeds
 and of earlier rows, so both searches have real work to verify. The import of
-`autoevol.report.dedup` is timed on its own, in a fresh interpreter, because a run pays it once;
+`autoevol.quality.dedup` is timed on its own, in a fresh interpreter, because a run pays it once;
 times are medians of --repeat calls, with the first call (which pays any one-off setup) shown too.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Questions that ship with the repository (GSM8K test, 1,319, and a 200-question train sample).
-SOURCES = (ROOT / "autoevol/report/benchmarks/gsm8k_test.jsonl",
+SOURCES = (ROOT / "autoevol/quality/benchmarks/gsm8k_test.jsonl",
            ROOT / "autoevol/data/samples/gsm8k_train_sample.jsonl")
 FILLER = ("please", "quickly", "exactly", "total", "each", "again", "also", "then", "many", "dollars")
 
@@ -72,7 +72,7 @@ def world(rows: int, pool: list[str], seed: int = 0) -> tuple[list[str], list[st
 
 
 def import_seconds() -> float:
-    code = "import time; t = time.perf_counter(); import autoevol.report.dedup; print(time.perf_counter() - t)"
+    code = "import time; t = time.perf_counter(); import autoevol.quality.dedup; print(time.perf_counter() - t)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     return float(out.stdout)
@@ -90,7 +90,7 @@ def _median_seconds(fn: Callable[[], object], repeat: int) -> tuple[float, float
 
 def measure(rows: int, pool: list[str], repeat: int) -> bool:
     """Print the timings of one world; False when the one-call search disagrees with the two calls."""
-    from autoevol.report import dedup
+    from autoevol.quality import dedup
 
     texts, seeds = world(rows, pool)
     within, copies = dedup.near_duplicates(texts), dedup.near_copies_of(texts, seeds)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     imports = [import_seconds() for _ in range(args.repeat)]
-    print(f"import autoevol.report.dedup: {statistics.median(imports):.3f} s (median of {args.repeat})")
+    print(f"import autoevol.quality.dedup: {statistics.median(imports):.3f} s (median of {args.repeat})")
     pool = questions()
     for rows in args.rows:
         if not measure(rows, pool, args.repeat):

@@ -14,12 +14,12 @@ from autoevol.data import (
     OUTPUT_FIELDS,
     OutputRow,
     Turn,
-    atomic_write_text,
     iter_output_rows,
     output_schema,
     write_parquet,
 )
 from autoevol.errors import DataError
+from autoevol.files import atomic_write_text
 
 
 def make_row(i: int = 0, **changes: object) -> OutputRow:

@@ -1,4 +1,4 @@
-"""The one evolve-and-judge path (`autoevol.evolve.attempt`): what counts as a usable rewrite and a
+"""The one evolve-and-judge path (`autoevol.evolution.attempt`): what counts as a usable rewrite and a
 usable answer, for the final pass, dev scoring and the trajectory alike. Unit tests with a scripted
 backend that can also say where a completion stopped (`finish_reason`)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from autoevol.evolve.attempt import (
+from autoevol.evolution.attempt import (
     JUDGE_MAX_TOKENS,
     AnswerPolicy,
     RewritePolicy,

@@ -322,8 +322,8 @@ async def test_round_two_evolves_round_one_accepted_outputs(tmp_path: Path, mix:
 
 async def test_above_the_metrics_cap_every_kth_row_is_measured_in_output_order(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import autoevol.evolve.outputs as outputs_module
-    from autoevol.report.quality import set_stats
+    import autoevol.evolution.outputs as outputs_module
+    from autoevol.quality.figures import set_stats
 
     monkeypatch.setattr(outputs_module, "METRICS_MAX_ROWS", 2)
     seeds = [dict(row, id=f"{row['id']}{k}") for k in range(4) for row in ROUND_SEEDS]  # 12 seeds

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from autoevol.data.writers import atomic_write_text
 from autoevol.errors import StorageError
+from autoevol.files import atomic_write_text
 from autoevol.llm.cache import APPLICATION_ID, ResponseCache, request_key
 from autoevol.types import Completion, CompletionRequest, Usage, user
 from tests.fixtures.evolve_server import CLI, cli_env, reply, write_seeds

@@ -29,8 +29,8 @@ from autoevol.data.records import Seed
 from autoevol.errors import BudgetExhausted
 from autoevol.llm.spec import parse_model_spec
 from autoevol.methods import load_method
-from autoevol.optimize.estimate import estimate
-from autoevol.optimize.job import OptimizeOutcome
+from autoevol.optimization.estimate import estimate
+from autoevol.optimization.job import OptimizeOutcome
 from autoevol.store.run import RunDir
 from autoevol.types import user
 from tests.support.optimize_script import FAIL_ANSWER, Child, World, scripted_world, tag, write_data

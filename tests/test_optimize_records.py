@@ -18,8 +18,8 @@ from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
 from autoevol.errors import ResumeMismatchError
 from autoevol.llm.spec import parse_model_spec
-from autoevol.optimize.job import OptimizeOutcome
-from autoevol.optimize.records import RECORD_VERSION, StepRecord
+from autoevol.optimization.job import OptimizeOutcome
+from autoevol.optimization.records import RECORD_VERSION, StepRecord
 from tests.support.optimize_script import Child, scripted_world, write_data
 
 ROLES = Roles(evol=parse_model_spec("openai:evol", base_url="http://127.0.0.1:9/v1"),

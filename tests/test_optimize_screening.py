@@ -23,9 +23,9 @@ from autoevol.api import Roles, optimize_async
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings, evolve_settings, optimize_settings
 from autoevol.data.source import DataSource
 from autoevol.llm.spec import parse_model_spec
-from autoevol.optimize.job import OptimizeOutcome, read_split
-from autoevol.optimize.score import Score
-from autoevol.optimize.select import Entry, screen, select
+from autoevol.optimization.job import OptimizeOutcome, read_split
+from autoevol.optimization.score import Score
+from autoevol.optimization.select import Entry, screen, select
 from tests.support.optimize_script import Child, scripted_world, write_data
 
 ROLES = Roles(

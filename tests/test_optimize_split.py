@@ -11,8 +11,8 @@ from autoevol.config import OptimizeSettings
 from autoevol.data.records import Seed
 from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError
-from autoevol.optimize.job import read_split
-from autoevol.optimize.split import Split, make_split, normalised
+from autoevol.optimization.job import read_split
+from autoevol.optimization.split import Split, make_split, normalised
 from autoevol.types import user
 from tests.support.optimize_script import write_data
 

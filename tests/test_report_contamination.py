@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from autoevol.report.contamination import Benchmark, Match, contamination
-from autoevol.report.metrics import ngrams, words
+from autoevol.quality.contamination import Benchmark, Match, contamination
+from autoevol.quality.metrics import ngrams, words
 
 
 def reference(texts: list[str], bench: Benchmark, n: int) -> tuple[int, int, list[Match]]:

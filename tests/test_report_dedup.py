@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from autoevol.report.dedup import (
+from autoevol.quality.dedup import (
     DuplicatePair,
     jaccard,
     near_copies_of,
@@ -20,7 +20,7 @@ from autoevol.report.dedup import (
     near_duplicates_and_copies,
     shingles,
 )
-from autoevol.report.metrics import ngrams, words
+from autoevol.quality.metrics import ngrams, words
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.95, 1.0)
 # Pairs at, just below and just above those thresholds; 14/25 and 7/50 are 0.56 and 0.14, where

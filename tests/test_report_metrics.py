@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from autoevol.report.contamination import Benchmark, gsm8k_test, humaneval, overlap
-from autoevol.report.dedup import near_copies_of, near_duplicates
-from autoevol.report.metrics import distinct_n, text_stats
-from autoevol.report.tags import normalise, parse_tags, tag_stats
+from autoevol.quality.contamination import Benchmark, gsm8k_test, humaneval, overlap
+from autoevol.quality.dedup import near_copies_of, near_duplicates
+from autoevol.quality.metrics import distinct_n, text_stats
+from autoevol.quality.tags import normalise, parse_tags, tag_stats
 
 # -- text statistics ------------------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ def test_tagging_goes_through_the_cache(tmp_path: Path) -> None:
     from autoevol.config import ExecSettings
     from autoevol.llm.fake import ScriptedBackend
     from autoevol.llm.spec import parse_model_spec
-    from autoevol.report.tags import PHASE, measure
+    from autoevol.quality.tags import PHASE, measure
     from autoevol.session import open_pool
 
     replies = {"apples": '[{"tag": "arithmetic"}, {"tag": "fruit"}]', "code": '[{"tag": "python"}]'}
@@ -155,7 +155,7 @@ def test_stats_command_reports_and_drops(tmp_path: Path) -> None:
 
 
 def test_lambda_chart_draws_intervals_that_touch_the_bounds() -> None:
-    from autoevol.optimize.score import wilson
+    from autoevol.optimization.score import wilson
     from autoevol.report.charts import LambdaPoint, lambda_chart
 
     low, high = wilson(6, 6)  # λ = 1 on 6 items: the upper bound is 0.9999999999999999

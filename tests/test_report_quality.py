@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import autoevol.report.quality as quality
+import autoevol.quality.figures as quality
 
 
 def test_one_question_spelt_two_ways_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,10 +73,9 @@ from autoevol.cli.support import (
 )
 
 if TYPE_CHECKING:  # the API stack loads only when a command runs, so `--help` stays fast
-    from autoevol.api import Roles
     from autoevol.config import Export
     from autoevol.data.source import DataSource
-    from autoevol.llm.spec import ModelSpec
+    from autoevol.llm.spec import ModelSpec, Roles
 
 MethodOpt = Annotated[
     str | None, typer.Option("--method", help="built-in method name or a method file [default: initial]")
@@ -107,7 +106,7 @@ def roles(
     base_url: str | None, api_key_env: str | None, concurrency: int | None, timeout: float | None,
 ) -> Roles:
     """The models of a job; a role left unset falls back to the evol LLM (`Roles.resolved`)."""
-    from autoevol.api import Roles
+    from autoevol.llm.spec import Roles
 
     def spec(text: str | None) -> ModelSpec | None:
         return model_spec(text, base_url, api_key_env, concurrency, timeout) if text else None
@@ -244,7 +243,7 @@ def optimize(
     """Search for the evolving method with the lowest dev failure rate; writes output/best_method.json."""
     from autoevol import api, plan
     from autoevol.config import ExecSettings, evolve_settings, optimize_settings
-    from autoevol.optimize.job import OptimizeOutcome
+    from autoevol.optimization.job import OptimizeOutcome
 
     opt = guarded(lambda: optimize_settings(
         preset, steps=steps, candidates=candidates, dev_size=dev_size, batch_size=batch_size, pool_size=pool_size,
@@ -358,7 +357,7 @@ def run(
 def check_push(repo: str | None) -> None:
     """Before anything is spent: a run must not finish only to find it cannot be pushed."""
     if repo is not None:
-        from autoevol.data.publish import check_push as check
+        from autoevol.report.publish import check_push as check
 
         guarded(lambda: check(repo))
 

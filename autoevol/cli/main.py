@@ -30,7 +30,7 @@ app.add_typer(methods_app, name="methods")
 
 def _version(value: bool) -> None:
     if value:
-        from autoevol import __version__
+        from autoevol._version import __version__
 
         typer.echo(f"autoevol {__version__}")
         raise typer.Exit()

@@ -26,7 +26,7 @@ DropContamOpt = Annotated[bool, typer.Option(
 def _tag_sets(spec_text: str, sets: Mapping[str, Sequence[str]], size: int, base_url: str | None,
               api_key_env: str | None, concurrency: int | None, timeout: float | None) -> dict[str, Any]:
     from autoevol.config import ExecSettings
-    from autoevol.report.tags import measure
+    from autoevol.quality.tags import measure
     from autoevol.session import open_pool
 
     spec = model_spec(spec_text, base_url, api_key_env, concurrency, timeout)
@@ -41,7 +41,7 @@ def _tag_sets(spec_text: str, sets: Mapping[str, Sequence[str]], size: int, base
 
 def _benchmarks(files: list[Path] | None) -> Any:
     from autoevol.errors import ConfigError
-    from autoevol.report.contamination import default_benchmarks
+    from autoevol.quality.contamination import default_benchmarks
 
     for path in files or []:
         if not path.exists():
@@ -89,8 +89,8 @@ def report(
 
 def _write_clean(rows: list[dict[str, Any]], seeds: Mapping[str, str], benchmarks: Any, target: Path,
                  near: bool, contam: bool) -> None:
-    from autoevol.report.filtering import drop_ids, write_kept
-    from autoevol.report.quality import contaminated, duplicates
+    from autoevol.quality.figures import contaminated, duplicates
+    from autoevol.quality.filtering import drop_ids, write_kept
 
     stats = {"duplicates": duplicates(rows, seeds), "contamination": contaminated(rows, benchmarks)}
     kept, dropped = write_kept(rows, drop_ids(stats, near_duplicates=near, contamination=contam), target)
@@ -115,7 +115,7 @@ def stats(
 ) -> None:
     """Complexity, diversity, near-duplicates and benchmark overlap of a data file (no model unless --tagger-model)."""
     from autoevol.errors import ConfigError
-    from autoevol.report.filtering import drop_ids, file_stats, read_rows, write_kept
+    from autoevol.quality.filtering import drop_ids, file_stats, read_rows, write_kept
 
     def go() -> dict[str, Any]:
         if not data.exists():

@@ -14,7 +14,7 @@ from autoevol.llm.spec import ModelSpec, parse_model_spec
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the optimizer stack loads only when used
     from autoevol.data.source import DataSource
-    from autoevol.optimize.records import StepRecord
+    from autoevol.optimization.records import StepRecord
     from autoevol.plan import DryRun
 
 T = TypeVar("T")
@@ -68,7 +68,7 @@ def print_summary(summary: dict[str, Any], *, quiet: bool = False, run_dir: Path
 
 def print_step(record: StepRecord | Mapping[str, Any]) -> None:
     """One line per finished step; takes the typed record or its stored form (what `on_step` gets)."""
-    from autoevol.optimize.records import StepRecord
+    from autoevol.optimization.records import StepRecord
 
     if not isinstance(record, StepRecord):
         record = StepRecord.from_dict(record)
@@ -82,8 +82,8 @@ def print_step(record: StepRecord | Mapping[str, Any]) -> None:
 
 
 def print_outcome(outcome: Any, *, quiet: bool = False) -> None:
-    """The end-of-optimisation table and diff (`autoevol.optimize.explain`), loaded only when used."""
-    from autoevol.optimize.explain import print_outcome as explain
+    """The end-of-optimisation table and diff (`autoevol.cli.explain`), loaded only when used."""
+    from autoevol.cli.explain import print_outcome as explain
 
     explain(outcome, quiet=quiet)
 

@@ -10,7 +10,6 @@ from autoevol.data.readers import iter_seeds
 from autoevol.data.records import OUTPUT_FIELDS, BadRow, OutputRow, Seed, Turn
 from autoevol.data.schemas import SCHEMAS, detect_schema, resolve_schema
 from autoevol.data.writers import (
-    atomic_write_text,
     iter_output_rows,
     output_schema,
     write_parquet,
@@ -25,7 +24,6 @@ __all__ = [
     "OutputRow",
     "Seed",
     "Turn",
-    "atomic_write_text",
     "count_rows",
     "detect_schema",
     "iter_output_rows",

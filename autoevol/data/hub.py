@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from autoevol.data.writers import atomic_write_text
 from autoevol.errors import ConfigError, DataError
+from autoevol.files import atomic_write_text
 
 PREFIX = "hf:"
 

@@ -1,22 +1,21 @@
 """Write the evolved dataset's files: Parquet converted in batches from the finished OutputRow JSONL
-(`evolve/outputs.py` writes that JSONL from the run state), and an atomic text writer for small
-finished files (manifests, summaries, best_method.json).
+(`evolution/outputs.py` writes that JSONL from the run state).
 
-Both write to a temporary file, fsync and `os.replace`, so a reader or a crash sees the old file or
-the new one, never half of one.
+Parquet is written to a temporary file, fsynced and moved into place with `os.replace`, so a reader
+or a crash sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoevol.data.records import NON_NULL_OUTPUT_FIELDS, STATUSES, OutputRow
-from autoevol.errors import DataError, StorageError
+from autoevol.errors import DataError
+from autoevol.files import fsync_dir
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -50,59 +49,6 @@ def output_schema() -> pa.Schema:
             ("meta", pa.string()),  # JSON object text, as in the JSONL: one type whatever the input columns
         ]
     )
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable; not every platform lets a directory be opened, so best effort."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file + fsync + os.replace: readers see old or new, never half.
-
-    The temporary name is unique (`.NAME.<random>.tmp` in the same directory, created exclusively), so
-    two writers of one file never share, remove or rename each other's temporary file: the last
-    replace wins whole. An OS failure is a StorageError naming the file and what to do.
-    """
-    p = Path(path)
-    tmp: Path | None = None
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _exclusive_temp(p)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-        tmp = None
-    except OSError as error:
-        raise StorageError(
-            f"cannot write {p}: {error.strerror or error}; free some space or fix the permissions, then run the "
-            "same command again"
-        ) from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-    _fsync_dir(p.parent)
-
-
-def _exclusive_temp(target: Path) -> tuple[int, Path]:
-    """A new file beside `target` that nobody else can have opened (O_EXCL); mode follows the umask like open()."""
-    while True:
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue  # 48 random bits collided: draw again
 
 
 def iter_output_rows(jsonl_path: str | Path) -> Iterator[OutputRow]:
@@ -143,7 +89,7 @@ def write_parquet(jsonl_path: str | Path, parquet_path: str | Path, *, batch_siz
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, out)
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     return total
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -170,6 +171,37 @@ class ModelSpec(BaseModel):
         if self.kind == "local":
             return f"local:{Path(self.model).name if self.model else 'smollm2-135m-instruct-q4_1'}"
         return f"openai:{self.model}"
+
+
+#: The parts a model can play; an unset one is played by the evol LLM.
+ROLES = ("evol", "responder", "optimizer", "judge")
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """Which model plays which part; unset roles fall back to the evol LLM (`for_role`)."""
+
+    evol: ModelSpec
+    responder: ModelSpec | None = None
+    optimizer: ModelSpec | None = None
+    judge: ModelSpec | None = None
+
+    def for_role(self, role: str) -> ModelSpec:
+        """The spec that plays `role`: its own, else the evol LLM's."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        spec: ModelSpec | None = getattr(self, role)
+        return spec or self.evol
+
+    def resolved(self) -> dict[str, ModelSpec]:
+        """Every role with the spec that plays it."""
+        return {role: self.for_role(role) for role in ROLES}
+
+    @classmethod
+    def from_resolved(cls, specs: dict[str, ModelSpec]) -> Roles:
+        """The inverse of `resolved` (as recorded in a manifest); missing roles fall back."""
+        return cls(evol=specs["evol"], responder=specs.get("responder"), optimizer=specs.get("optimizer"),
+                   judge=specs.get("judge"))
 
 
 def parse_model_spec(

@@ -1,5 +1,6 @@
-"""Seeing the outcome of a run: text statistics, tags, near-duplicates, contamination, the HTML report.
+"""Seeing the outcome of a run: the HTML report and the Hub's dataset card.
 
-Everything here reads finished data (a run directory or a file) and never changes a run's state;
-the only model calls are the optional tagger's, which go through the response cache like every call.
+Everything here reads a finished (or running) run directory through the phases' own readers and
+the typed manifest, and never changes a run's state. It stands above both phases; the figures it
+shows come from `autoevol.quality`.
 """

@@ -12,12 +12,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from autoevol.optimize.records import StepRecord
+from autoevol.optimization.records import StepRecord
+from autoevol.quality.contamination import Benchmark
+from autoevol.quality.figures import contaminated, duplicates, set_stats
+from autoevol.quality.metrics import text_stats
 from autoevol.report import charts
 from autoevol.report.collect import RunData
-from autoevol.report.contamination import Benchmark
-from autoevol.report.metrics import text_stats
-from autoevol.report.quality import contaminated, duplicates, set_stats
 
 EXAMPLES = 3  # examples per failure category
 LINEAGES = 6

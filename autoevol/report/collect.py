@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autoevol.errors import ConfigError
-from autoevol.optimize.records import StepRecord
+from autoevol.optimization.records import StepRecord
 
 
 @dataclass(slots=True)

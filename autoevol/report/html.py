@@ -16,10 +16,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from autoevol.data.writers import atomic_write_text
+from autoevol.files import atomic_write_text
+from autoevol.quality.contamination import Benchmark
 from autoevol.report.build import context
 from autoevol.report.collect import read_run
-from autoevol.report.contamination import Benchmark
 
 REPORT_NAME = "report.html"
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from autoevol.config import config_hash
-from autoevol.data.writers import atomic_write_text
 from autoevol.errors import ConfigError, ResumeMismatchError
+from autoevol.files import atomic_write_text
 from autoevol.sqlite_util import GroupCommit, connect, migrate
 from autoevol.store.lock import RunLock
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from autoevol.data.records import Seed
 from autoevol.errors import REQUEST_ERRORS
-from autoevol.evolve.attempt import AnswerPolicy, RewritePolicy, evolve_conversation
+from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy, evolve_conversation
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
 from autoevol.types import user

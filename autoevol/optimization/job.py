@@ -13,15 +13,15 @@ from typing import Any
 
 from autoevol.config import EvolveSettings, OptimizeSettings
 from autoevol.data.source import DataSource
-from autoevol.data.writers import atomic_write_text
-from autoevol.evolve.attempt import AnswerPolicy, RewritePolicy
+from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy
+from autoevol.files import atomic_write_text
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
-from autoevol.optimize.loop import LoopProgress, LoopState, Optimizer
-from autoevol.optimize.propose import Proposer
-from autoevol.optimize.records import StepRecord
-from autoevol.optimize.score import DevScorer
-from autoevol.optimize.split import Split, make_split
+from autoevol.optimization.loop import LoopProgress, LoopState, Optimizer
+from autoevol.optimization.propose import Proposer
+from autoevol.optimization.records import StepRecord
+from autoevol.optimization.score import DevScorer
+from autoevol.optimization.split import Split, make_split
 from autoevol.store.run import RunDir
 
 

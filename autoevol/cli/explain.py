@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING
 
 from autoevol.methods.method import EvolvingMethod
-from autoevol.optimize.records import StepRecord
+from autoevol.optimization.records import StepRecord
 
 if TYPE_CHECKING:
-    from autoevol.optimize.job import OptimizeOutcome
+    from autoevol.optimization.job import OptimizeOutcome
 
 DIFF_LINES = 40  # a longer diff is cut; best_method.json and `methods show` hold the whole template
 _SHORT = {"selected": "selected", "higher_lambda": "higher λ", "lost_tie_break": "lost tie-break",

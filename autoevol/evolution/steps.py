@@ -12,8 +12,8 @@ from typing import Any
 from autoevol.config import EvolveSettings
 from autoevol.data.records import OutputRow, Turn
 from autoevol.errors import REQUEST_ERRORS, AuthError, BackendError, BudgetExhausted, ModelNotFoundError
-from autoevol.evolve.attempt import AnswerPolicy, RewritePolicy, evolve_conversation
-from autoevol.evolve.units import MODEL_ERROR, REQUEST_ERROR
+from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy, evolve_conversation
+from autoevol.evolution.units import MODEL_ERROR, REQUEST_ERROR
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
 

@@ -15,9 +15,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from autoevol.report.contamination import MAX_EXAMPLES, Benchmark, contamination, default_benchmarks
-from autoevol.report.dedup import DEFAULT_THRESHOLD, near_duplicates_and_copies
-from autoevol.report.metrics import text_stats
+from autoevol.quality.contamination import MAX_EXAMPLES, Benchmark, contamination, default_benchmarks
+from autoevol.quality.dedup import DEFAULT_THRESHOLD, near_duplicates_and_copies
+from autoevol.quality.metrics import text_stats
 
 MAX_PAIRS = 50  # duplicate pairs listed per check; the counts cover all of them
 

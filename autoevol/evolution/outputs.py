@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 
 from autoevol.config import EvolveSettings
 from autoevol.data.records import OutputRow
-from autoevol.data.writers import atomic_write_text, write_parquet
-from autoevol.evolve.pipeline import RoundStats
-from autoevol.evolve.units import PHASE, StoredUnit, stored_units
+from autoevol.data.writers import write_parquet
+from autoevol.evolution.pipeline import RoundStats
+from autoevol.evolution.units import PHASE, StoredUnit, stored_units
+from autoevol.files import atomic_write_text
 from autoevol.store.run import RunDir
 
 T = TypeVar("T")
@@ -163,7 +164,7 @@ def _write_rows(run: RunDir, settings: EvolveSettings, rounds: list[int]) -> _Wr
 
 def _metrics(evolved: Path, written: _Written, per_round: list[dict[str, Any]]) -> dict[str, Any]:
     """LLM-free quality figures; each round's go into its entry of `per_round` too."""
-    from autoevol.report.quality import contaminated, duplicates, set_stats
+    from autoevol.quality.figures import contaminated, duplicates, set_stats
 
     for entry in per_round:
         entry["metrics"] = set_stats(written.accepted.get(entry["round"], []))

@@ -22,8 +22,8 @@ from autoevol.config import EvolveSettings
 from autoevol.data.records import BadRow, OutputRow
 from autoevol.data.source import DataSource
 from autoevol.errors import ConfigError, DataError, TooManyErrors
-from autoevol.evolve.steps import Job, Models, pick_method, row_id, run_job
-from autoevol.evolve.units import MODEL_ERROR, PHASE, StoredUnit, stored_units, unit_key
+from autoevol.evolution.steps import Job, Models, pick_method, row_id, run_job
+from autoevol.evolution.units import MODEL_ERROR, PHASE, StoredUnit, stored_units, unit_key
 from autoevol.executor import Clients, Executor, Work
 from autoevol.methods.method import EvolvingMethod
 from autoevol.store.run import RunDir

@@ -27,7 +27,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-from autoevol.report.metrics import ngrams, words
+from autoevol.quality.metrics import ngrams, words
 
 NS: tuple[int, ...] = (13, 8)
 #: Offending rows kept per benchmark and n in the report; the counts cover all of them.
@@ -42,7 +42,7 @@ class Benchmark:
 
 
 def gsm8k_test() -> Benchmark:
-    text = resources.files("autoevol.report").joinpath("benchmarks/gsm8k_test.jsonl").read_text(encoding="utf-8")
+    text = resources.files("autoevol.quality").joinpath("benchmarks/gsm8k_test.jsonl").read_text(encoding="utf-8")
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     return Benchmark("gsm8k_test", tuple(f"gsm8k_test:{i}" for i in range(1, len(rows) + 1)),
                      tuple(r["question"] for r in rows))

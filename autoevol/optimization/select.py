@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-from autoevol.optimize.score import Score
+from autoevol.optimization.score import Score
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from autoevol.data.records import Seed
 from autoevol.errors import REQUEST_ERRORS
-from autoevol.evolve.attempt import RewritePolicy, rewrite
+from autoevol.evolution.attempt import RewritePolicy, rewrite
 from autoevol.llm.client import LLM
 from autoevol.methods.hygiene import check_method_hygiene
 from autoevol.methods.method import SLOT, EvolvingMethod

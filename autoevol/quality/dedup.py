@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from autoevol.report.metrics import ngrams, words
+from autoevol.quality.metrics import ngrams, words
 
 SHINGLE = 3
 DEFAULT_THRESHOLD = 0.8

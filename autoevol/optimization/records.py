@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from autoevol.errors import ResumeMismatchError
 from autoevol.methods.method import EvolvingMethod
-from autoevol.optimize.propose import Candidate
-from autoevol.optimize.score import Score
-from autoevol.optimize.select import Entry, Screened, sort_key
+from autoevol.optimization.propose import Candidate
+from autoevol.optimization.score import Score
+from autoevol.optimization.select import Entry, Screened, sort_key
 
 RECORD_VERSION = 2
 KEPT_INCUMBENT = "kept incumbent"

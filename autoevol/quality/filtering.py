@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from autoevol.data.records import OUTPUT_FIELDS
-from autoevol.report.contamination import Benchmark
-from autoevol.report.quality import contaminated, duplicates, set_stats
+from autoevol.quality.contamination import Benchmark
+from autoevol.quality.figures import contaminated, duplicates, set_stats
 
 
 def read_rows(path: Path, *, field: str | None = None) -> list[dict[str, Any]]:

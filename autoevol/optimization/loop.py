@@ -16,14 +16,14 @@ from typing import Any, Literal
 
 from autoevol.config import OptimizeSettings
 from autoevol.data.records import Seed
-from autoevol.evolve.attempt import AnswerPolicy, RewritePolicy
+from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy
 from autoevol.executor import Clients, Executor, LocalExecutor, Work
 from autoevol.methods.method import EvolvingMethod
-from autoevol.optimize.propose import Candidate, Proposer, trajectory
-from autoevol.optimize.records import StepRecord, decided_by, explain, score_to_dict
-from autoevol.optimize.score import DevScorer, ItemVerdict, Score, summarise
-from autoevol.optimize.select import Entry, Screened, better, screen, select
-from autoevol.optimize.split import Split
+from autoevol.optimization.propose import Candidate, Proposer, trajectory
+from autoevol.optimization.records import StepRecord, decided_by, explain, score_to_dict
+from autoevol.optimization.score import DevScorer, ItemVerdict, Score, summarise
+from autoevol.optimization.select import Entry, Screened, better, screen, select
+from autoevol.optimization.split import Split
 from autoevol.store.run import RunDir
 
 SCORE_PHASE = "score"
