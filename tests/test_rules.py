@@ -206,7 +206,7 @@ def test_equal_judge_messages() -> None:
 
 
 def test_rule_sets_and_categories() -> None:
-    assert set(RULE_SETS) == {"paper", "extended", "default", "elimination", "none"}
+    assert set(RULE_SETS) == {"paper", "extended", "default", "reference", "elimination", "none"}
     assert RULE_SETS["paper"].count_parse_failures is False
     assert RULE_SETS["default"].rules == RULE_SETS["extended"].rules
     assert len(RULE_SETS["paper"].rules) == 7

@@ -105,5 +105,5 @@ def test_rule_set_none_never_fires_on_answers(answer: str) -> None:
 
 def test_rule_set_names_are_exported_for_config_validation() -> None:
     assert RULE_SET_NAMES == tuple(RULE_SETS)
-    assert {"paper", "extended", "default", "elimination", "none"} == set(RULE_SET_NAMES)
+    assert {"paper", "extended", "default", "reference", "elimination", "none"} == set(RULE_SET_NAMES)
     assert RULE_SETS["default"].rules == RULE_SETS["extended"].rules

@@ -18,6 +18,7 @@ Categories and their SPEC §4 / §3.5 ids:
   parse_failure              §5.8  no marker found or nothing after it
   unchanged_instruction      §5.8  evolved text equals the original
   truncated                  B9  the completion stopped at max_tokens (see `truncation`)
+  answered_instead        Fig.1  the "evolved instruction" answers its parent (see `answering`)
 
 What each rule set checks, and what it cannot see in non-English text: docs/failure-rules.md.
 """
@@ -45,6 +46,7 @@ Category = Literal[
     "parse_failure",
     "unchanged_instruction",
     "truncated",
+    "answered_instead",
 ]
 CATEGORY_IDS: dict[str, str] = {
     "stagnant_complexity": "F1",
@@ -57,6 +59,7 @@ CATEGORY_IDS: dict[str, str] = {
     "parse_failure": "§5.8",
     "unchanged_instruction": "§5.8",
     "truncated": "B9",
+    "answered_instead": "Fig.1",
 }
 
 
@@ -294,6 +297,9 @@ class RuleSet:
     name: str
     rules: tuple[str, ...]
     count_parse_failures: bool
+    #: Whether an evolved instruction that answers its parent (`answering.answered_instead`) fails:
+    #: on in every set that filters at all.
+    rejects_answers: bool = True
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.rules if r not in RULES]
@@ -314,18 +320,30 @@ _EXTENDED_RULES = (
     "please_provide_in_prose",
     "not_possible_refusal",
 )
+# The first author's list (`is_false_string`) as it decides λ there: plain substrings, plus an empty
+# answer. Narrowing these would let "it is not possible to determine ..." (P's Fig. 1 unsolvable
+# question) pass the score; the narrowed rules of `_EXTENDED_RULES` are for deleting final rows.
+_REFERENCE_RULES = (
+    "empty_answer",
+    *_PAPER_RULES[:-1],
+    *(f"starts_{s}_ends_q" for _, s in _EXTRA_PREFIXES),
+    "contains_please_provide",
+    "contains_not_possible",
+)
 RULE_SETS: dict[str, RuleSet] = {
     # P's Table 5 only. Parse failures are off: the paper counts only answer rules in λ.
     "paper": RuleSet("paper", _PAPER_RULES, count_parse_failures=False),
     # The reference code's wider list + empty answers + parse checks (SPEC §5.6, §5.8); "default" is an alias.
     "extended": RuleSet("extended", _EXTENDED_RULES, count_parse_failures=True),
     "default": RuleSet("default", _EXTENDED_RULES, count_parse_failures=True),
+    # What `default` scores λ with (OptimizeSettings.rule_set): the reference code's substrings.
+    "reference": RuleSet("reference", _REFERENCE_RULES, count_parse_failures=True),
     # WizardLM's elimination evolving (SPEC §3.5). Its W1 judge is a separate LLM call made by the
     # evolve step (`equal_judge_messages` + `parse_equal_judgement`), so it is not a rule here.
     "elimination": RuleSet("elimination", ("sorry_short_answer", "stopwords_only_answer"), count_parse_failures=True),
     # No answer rule: the paper's final pass keeps every row. Parse failures still count when a caller
     # asks for them (`count_parse_failures=True`), since an unparsable rewrite has no instruction.
-    "none": RuleSet("none", (), count_parse_failures=False),
+    "none": RuleSet("none", (), count_parse_failures=False, rejects_answers=False),
 }
 # What config may name as a rule set; "default" is an alias of "extended".
 RULE_SET_NAMES: tuple[str, ...] = tuple(RULE_SETS)
