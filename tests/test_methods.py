@@ -274,3 +274,15 @@ def test_declares_format_separates_e0_from_the_weak_method() -> None:
     assert not load_method("weak").declares_format
     custom = EvolvingMethod("c", "Rewrite it.\nOutput format:\n#Draft#:\n#Result#:\n\n#Instruction#:\n{instruction}")
     assert custom.declares_format and custom.final_marker == "#Result#"
+
+
+def test_declared_steps_counts_the_format_blocks_sections() -> None:
+    from autoevol.methods import load_method
+    from autoevol.methods.method import EvolvingMethod
+
+    assert load_method("initial").declared_steps == 4
+    assert load_method("weak").declared_steps == 1
+    seven = load_method("initial").template.replace(
+        "Step 4 #Finally Rewritten Instruction#:",
+        "Step 4 #Revision#:\nStep 5 #Consistency Check#:\nStep 6 #Review#:\nStep 7 #Finally Rewritten Instruction#:")
+    assert EvolvingMethod("seven", seven).declared_steps == 7

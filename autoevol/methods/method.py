@@ -174,6 +174,12 @@ class EvolvingMethod:
         """True when the template has a reply-format block listing step markers (e₀ does, weak does not)."""
         return bool(_declared_markers(self.template))
 
+    @property
+    def declared_steps(self) -> int:
+        """Sections the reply must write (4 for e₀, 7 for the paper's step-12 method); 1 for a method
+        that asks for the instruction alone. A reply's length grows with this, not with its input."""
+        return max(1, len(_declared_markers(self.template)))
+
     def render(self, instruction: str) -> str:
         if SLOT not in self.template:
             raise MethodError(f"method {self.name!r} ({self.id}) has no {SLOT} slot for the instruction")
