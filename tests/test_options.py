@@ -249,3 +249,19 @@ def test_the_readme_config_example_serves_all_three_commands(
     assert calls["evolve_async"]["settings"].rounds == 3 and calls["run_async"]["settings"].steps == 5
     assert calls["run_async"]["evolve_settings"].rule_set == "paper"
     assert calls["optimize_async"]["evolve_settings"].respond_max_tokens == 768
+
+
+def test_roles_probe_the_base_url_without_a_model_and_fall_back_to_local(
+    autoevol_home: Path, fake_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autoevol.config import ModelOptions
+
+    heard: list[str] = []
+    served = entry.roles(ModelOptions(base_url=fake_server.url, judge_model="openai:judge"), heard.append)
+    assert (served.evol.kind, served.evol.model) == ("openai", "fake-model") and served.judge is not None
+    assert heard == [f"model: openai:fake-model (the only model served at {fake_server.url})"]
+    heard.clear()
+    assert entry.roles(ModelOptions(), heard.append).evol.kind == "local" and not heard  # no URL anywhere
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.url)  # the environment's URL is asked too
+    assert entry.roles(ModelOptions()).evol.model == "fake-model"
+    assert entry.roles(ModelOptions(model="openai:given", base_url=fake_server.url)).evol.model == "given"
