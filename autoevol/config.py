@@ -120,7 +120,8 @@ class PlanOptions(_Frozen):
     price_in: float | None = Field(None, ge=0, description="$ per million prompt tokens, to price the estimate")
     price_out: float | None = Field(None, ge=0, description="$ per million completion tokens, to price the estimate")
     config: str | None = Field(
-        None, description="TOML file of option values (keys as the long option names); the command line wins"
+        None, description="TOML file of option values (keys as the long option names; an [evolve], [optimize] "
+        "or [run] section overrides the top-level keys for that command); the command line wins"
     )
 
 
