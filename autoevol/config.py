@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -67,9 +68,10 @@ class OptimizeSettings(_Frozen):
     candidates: int = Field(5, ge=1, description="analysis+rewrite samples m per step")
     trajectory_rounds: int = Field(1, ge=1, le=3, description="rounds l each minibatch item is evolved")
     patience: int | None = Field(None, ge=1, description="stop after this many steps without a better method")
-    optimizer_temperature: float = Field(0.6, ge=0, le=2)
-    optimizer_top_p: float = Field(0.95, gt=0, le=1)
-    optimizer_max_tokens: int = Field(2048, ge=64)
+    optimizer_temperature: float = Field(0.6, ge=0, le=2, description="optimizer LLM temperature when analysing "
+                                         "and rewriting methods")
+    optimizer_top_p: float = Field(0.95, gt=0, le=1, description="optimizer LLM nucleus sampling (top_p)")
+    optimizer_max_tokens: int = Field(2048, ge=64, description="token cap for one analysis or method rewrite")
     incumbent_competes: bool = Field(True, description="re-score the current method and keep it unless beaten")
     return_best: bool = Field(True, description="return the best method seen, not the last one selected")
     tie_break: Literal["index", "length_ratio"] = Field("length_ratio", description="how equal λ are ordered")
@@ -118,7 +120,8 @@ class PlanOptions(_Frozen):
     price_in: float | None = Field(None, ge=0, description="$ per million prompt tokens, to price the estimate")
     price_out: float | None = Field(None, ge=0, description="$ per million completion tokens, to price the estimate")
     config: str | None = Field(
-        None, description="TOML file of option values (keys as the long option names); the command line wins"
+        None, description="TOML file of option values (keys as the long option names; an [evolve], [optimize] "
+        "or [run] section overrides the top-level keys for that command); the command line wins"
     )
 
 
@@ -160,6 +163,9 @@ class ModelOptions(_Frozen):
     )
     optimizer_model: str | None = Field(
         None, description="model that analyses and rewrites methods (default: the evol LLM)"
+    )
+    tagger_model: str | None = Field(
+        None, description="model that tags instructions (InsTag-style complexity and diversity); off if unset"
     )
     base_url: str | None = Field(None, description="OpenAI-compatible base URL for `openai:` models (vLLM, Ollama)")
     api_key_env: str | None = Field(
@@ -210,24 +216,29 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def _resolve(model: type[S], preset: str, section: str, overrides: dict[str, Any]) -> S:
-    """Preset values, then explicit overrides (None means 'not given')."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    fields = dict(PRESETS[preset][section]) | {k: v for k, v in overrides.items() if v is not None}
+def build(model: type[S], section: str, fields: Mapping[str, Any]) -> S:
+    """`model(**fields)`, a validation error as one ConfigError line naming each bad field."""
     try:
-        return model(**fields)
+        return model.model_validate(dict(fields))
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"invalid {section} settings: {problems}") from None
 
 
-def evolve_settings(preset: str, **overrides: Any) -> EvolveSettings:
-    return _resolve(EvolveSettings, preset, "evolve", overrides)
+def _resolve(model: type[S], preset: str, section: str, overrides: dict[str, Any], base: S | None) -> S:
+    """Preset values (or, when given, every value of `base`), then explicit overrides (None means 'not given')."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    start = dict(base) if base is not None else dict(PRESETS[preset][section])
+    return build(model, section, start | {k: v for k, v in overrides.items() if v is not None})
 
 
-def optimize_settings(preset: str, **overrides: Any) -> OptimizeSettings:
-    return _resolve(OptimizeSettings, preset, "optimize", overrides)
+def evolve_settings(preset: str, base: EvolveSettings | None = None, **overrides: Any) -> EvolveSettings:
+    return _resolve(EvolveSettings, preset, "evolve", overrides, base)
+
+
+def optimize_settings(preset: str, base: OptimizeSettings | None = None, **overrides: Any) -> OptimizeSettings:
+    return _resolve(OptimizeSettings, preset, "optimize", overrides, base)
 
 
 def config_hash(config: dict[str, Any]) -> str:

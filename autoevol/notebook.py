@@ -6,25 +6,78 @@ named by their content, so calling again with the same rows and `out` resumes th
 `evolve` and `run` return the training rows as a `datasets.Dataset`; `optimize` returns the outcome
 (the best method and its dev λ). Inside a running event loop (Jupyter) the work runs on a worker
 thread, since `asyncio.run` cannot nest.
+
+The keyword parameters are the command line's options under their field names (`autoevol.entry`
+builds both); each function's docstring lists them with the settings' own descriptions. A setting
+without a parameter of its own is reached through `evolve_settings` / `optimize_settings`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from autoevol.config import (
+    DataOptions,
+    EvolveSettings,
+    ExecSettings,
+    Mix,
+    ModelOptions,
+    OnBadRow,
+    OptimizeSettings,
+    RuleSetName,
+    describe,
+)
 
 if TYPE_CHECKING:
     import datasets
 
-    from autoevol.data.source import DataSource
-    from autoevol.llm.spec import Roles
+    from autoevol.entry import Job, Kind
     from autoevol.optimization.job import OptimizeOutcome
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+EvolveBase = EvolveSettings | Mapping[str, Any] | None
+OptimizeBase = OptimizeSettings | Mapping[str, Any] | None
+
+#: The parameters that are no settings field; the others are described by their field.
+_HELP = {
+    "data": "a data file (JSONL, JSON, CSV, Parquet, a saved HF datasets directory), hf:NAME, a list of dicts, "
+            "a pandas DataFrame or a datasets.Dataset",
+    "out": "run directory (created, or resumed if it exists)",
+    "method": "built-in method name or a method file [default: initial]",
+    "preset": "paper | default | demo | evol-instruct (`autoevol presets`): the settings left unset",
+    "evolve_settings": "an EvolveSettings (used instead of the preset) or a dict of its fields (over the preset); "
+                       "the keyword arguments override either",
+    "optimize_settings": "an OptimizeSettings (used instead of the preset) or a dict of its fields (over the "
+                         "preset); the keyword arguments override either",
+}
+_MODELS: tuple[type[BaseModel], ...] = (DataOptions, ModelOptions, EvolveSettings, OptimizeSettings, ExecSettings)
+
+
+def _help(name: str) -> str:
+    if name in _HELP:
+        return _HELP[name]
+    for model in _MODELS:
+        try:
+            return describe(model, name)
+        except KeyError:
+            continue
+    raise KeyError(f"no description for the notebook parameter {name!r}")  # found by the tests, not by a user
+
+
+def _documented(fn: F) -> F:
+    """Append a `Parameters` section, one line per parameter, in the words of the option models."""
+    lines = [f"    {name}: {_help(name)}" for name in inspect.signature(fn).parameters]
+    fn.__doc__ = f"{inspect.cleandoc(fn.__doc__ or '')}\n\nParameters:\n" + "\n".join(lines)
+    return fn
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -50,35 +103,34 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     return value
 
 
-def _source(data: Any, schema: str, field: str | None, id_field: str | None, on_bad_row: str,
-            limit: int | None, split: str | None) -> DataSource:
-    from autoevol.data.hub import is_hub_name, local_copy, materialize
-    from autoevol.data.readers import OnBadRow
-    from autoevol.data.source import DataSource
-    from autoevol.errors import ConfigError
+def _job(kind: Kind, values: dict[str, Any]) -> Job:
+    """The same job the command line builds; in-memory rows become a file named by their content."""
+    from autoevol import config, entry
+    from autoevol.data.hub import materialize
 
-    if isinstance(data, str | os.PathLike):
-        path = Path(data)
-        if is_hub_name(str(data)):
-            path, split = local_copy(str(data), split), None
-    else:
-        path = materialize(data)
-    if on_bad_row not in ("fail", "skip"):
-        raise ConfigError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
-    policy: OnBadRow = "skip" if on_bad_row == "skip" else "fail"
-    return DataSource(path, schema=schema, field=field, id_field=id_field, on_bad_row=policy, limit=limit,
-                      split=split)
+    given = dict(values)
+    preset = str(given.get("preset") or "default")
+    evo, opt = given.pop("evolve_settings", None), given.pop("optimize_settings", None)
+    if isinstance(evo, Mapping):
+        evo = config.evolve_settings(preset, **evo)
+    if isinstance(opt, Mapping):
+        opt = config.optimize_settings(preset, **opt)
+    if not isinstance(given["data"], str | os.PathLike):
+        given["data"] = materialize(given["data"])
+    return entry.job(kind, given, evolve_base=evo, optimize_base=opt)
 
 
-def _roles(model: str | None, base_url: str | None, api_key_env: str | None, concurrency: int | None,
-           request_timeout: float | None) -> Roles:
-    from autoevol.llm.spec import Roles, parse_model_spec
-    from autoevol.probe import served_model_spec
+def _call(kind: Kind, values: dict[str, Any]) -> Any:
+    from autoevol import api
+    from autoevol.entry import roles
 
-    url = base_url or os.environ.get("OPENAI_BASE_URL")
-    text = model or (served_model_spec(url, api_key_env) if url else "local")
-    return Roles(evol=parse_model_spec(text, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency,
-                                       request_timeout=request_timeout))
+    job = _job(kind, values)
+    common: dict[str, Any] = {"roles": roles(job.models), "out": job.out, "exec_settings": job.exec}
+    if job.optimize is None:
+        methods = api.resolve_methods(job.method, job.evolve)
+        return _run(api.evolve_async(job.source, methods=methods, settings=job.evolve, **common))
+    call = api.optimize_async if kind == "optimize" else api.run_async
+    return _run(call(job.source, settings=job.optimize, evolve_settings=job.evolve, **common))
 
 
 def _dataset(run_dir: Path) -> datasets.Dataset:
@@ -88,63 +140,77 @@ def _dataset(run_dir: Path) -> datasets.Dataset:
     return datasets.Dataset(pq.read_table(run_dir / "output" / "evolved.parquet"))
 
 
+@_documented
 def evolve(
-    data: Any, out: str | os.PathLike[str], *, model: str | None = None, base_url: str | None = None,
-    api_key_env: str | None = None, method: str | None = None, preset: str = "default", schema: str = "auto",
-    field: str | None = None, id_field: str | None = None, on_bad_row: str = "fail", limit: int | None = None,
-    split: str | None = None, concurrency: int | None = None, request_timeout: float | None = None,
-    quiet: bool = True, max_calls: int | None = None, max_tokens: int | None = None, overwrite: bool = False,
-    **settings: Any,
+    data: Any, out: str | os.PathLike[str], *, method: str | None = None, preset: str = "default",
+    evolve_settings: EvolveBase = None, rounds: int | None = None, mix: Mix | None = None,
+    rule_set: RuleSetName | None = None, math_answers: bool | None = None, evol_temperature: float | None = None,
+    evol_max_tokens: int | None = None, respond_temperature: float | None = None,
+    respond_max_tokens: int | None = None, parse_retries: int | None = None, seed: int | None = None,
+    model: str | None = None, responder_model: str | None = None, judge_model: str | None = None,
+    base_url: str | None = None, api_key_env: str | None = None, concurrency: int | None = None,
+    request_timeout: float | None = None, schema: str = "auto", field: str | None = None,
+    id_field: str | None = None, on_bad_row: OnBadRow = "fail", limit: int | None = None,
+    encoding: str | None = None, split: str | None = None, quiet: bool = True, max_calls: int | None = None,
+    max_tokens: int | None = None, overwrite: bool = False, retry_failed: bool = False,
 ) -> datasets.Dataset:
-    """Evolve every row with one method (`autoevol evolve`); `settings` are `EvolveSettings` fields."""
-    from autoevol import api
-    from autoevol.config import ExecSettings, evolve_settings
+    """Evolve every row with one method, answer it and filter failures (`autoevol evolve`).
 
-    evo = evolve_settings(preset, **settings)
-    result = _run(api.evolve_async(
-        _source(data, schema, field, id_field, on_bad_row, limit, split), methods=api.resolve_methods(method, evo),
-        roles=_roles(model, base_url, api_key_env, concurrency, request_timeout), out=Path(out), settings=evo,
-        exec_settings=ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens, overwrite=overwrite),
-    ))
+    Returns the training rows as a `datasets.Dataset`; the run directory `out` keeps everything.
+    """
+    result = _call("evolve", dict(locals()))
     return _dataset(result.run_dir)
 
 
+@_documented
 def optimize(
-    data: Any, out: str | os.PathLike[str], *, model: str | None = None, base_url: str | None = None,
-    api_key_env: str | None = None, preset: str = "default", schema: str = "auto", field: str | None = None,
-    id_field: str | None = None, on_bad_row: str = "fail", limit: int | None = None, split: str | None = None,
-    concurrency: int | None = None, request_timeout: float | None = None, quiet: bool = True,
-    max_calls: int | None = None, max_tokens: int | None = None, overwrite: bool = False, **settings: Any,
+    data: Any, out: str | os.PathLike[str], *, preset: str = "default", optimize_settings: OptimizeBase = None,
+    evolve_settings: EvolveBase = None, steps: int | None = None, candidates: int | None = None,
+    dev_size: int | None = None, batch_size: int | None = None, pool_size: int | None = None,
+    patience: int | None = None, screen_size: int | None = None, initial_method: str | None = None,
+    trajectory_rounds: int | None = None, optimizer_temperature: float | None = None,
+    optimizer_top_p: float | None = None, optimizer_max_tokens: int | None = None,
+    rule_set: RuleSetName | None = None, math_answers: bool | None = None, evol_temperature: float | None = None,
+    evol_max_tokens: int | None = None, respond_temperature: float | None = None,
+    respond_max_tokens: int | None = None, parse_retries: int | None = None, seed: int | None = None,
+    model: str | None = None, optimizer_model: str | None = None, responder_model: str | None = None,
+    judge_model: str | None = None, base_url: str | None = None, api_key_env: str | None = None,
+    concurrency: int | None = None, request_timeout: float | None = None, schema: str = "auto",
+    field: str | None = None, id_field: str | None = None, on_bad_row: OnBadRow = "fail", limit: int | None = None,
+    encoding: str | None = None, split: str | None = None, quiet: bool = True, max_calls: int | None = None,
+    max_tokens: int | None = None, overwrite: bool = False,
 ) -> OptimizeOutcome:
-    """Search for the best evolving method (`autoevol optimize`); `settings` are `OptimizeSettings` fields."""
-    from autoevol import api
-    from autoevol.config import ExecSettings, evolve_settings, optimize_settings
+    """Search for the evolving method with the lowest dev failure rate (`autoevol optimize`).
 
-    return _run(api.optimize_async(
-        _source(data, schema, field, id_field, on_bad_row, limit, split),
-        roles=_roles(model, base_url, api_key_env, concurrency, request_timeout), out=Path(out),
-        settings=optimize_settings(preset, **settings), evolve_settings=evolve_settings(preset),
-        exec_settings=ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens, overwrite=overwrite),
-    ))
+    Returns the outcome: the best method and its dev λ (also in `out`/output/best_method.json).
+    `rule_set` is the optimisation's; the evolve settings give the trajectories' caps and temperatures.
+    """
+    outcome: OptimizeOutcome = _call("optimize", dict(locals()))
+    return outcome
 
 
+@_documented
 def run(
-    data: Any, out: str | os.PathLike[str], *, model: str | None = None, base_url: str | None = None,
-    api_key_env: str | None = None, preset: str = "default", schema: str = "auto", field: str | None = None,
-    id_field: str | None = None, on_bad_row: str = "fail", limit: int | None = None, split: str | None = None,
-    concurrency: int | None = None, request_timeout: float | None = None, quiet: bool = True,
-    max_calls: int | None = None, max_tokens: int | None = None, overwrite: bool = False,
-    optimize_settings: dict[str, Any] | None = None, evolve_settings: dict[str, Any] | None = None,
+    data: Any, out: str | os.PathLike[str], *, preset: str = "default", optimize_settings: OptimizeBase = None,
+    evolve_settings: EvolveBase = None, steps: int | None = None, candidates: int | None = None,
+    dev_size: int | None = None, batch_size: int | None = None, pool_size: int | None = None,
+    patience: int | None = None, screen_size: int | None = None, initial_method: str | None = None,
+    trajectory_rounds: int | None = None, optimizer_temperature: float | None = None,
+    optimizer_top_p: float | None = None, optimizer_max_tokens: int | None = None, rounds: int | None = None,
+    mix: Mix | None = None, rule_set: RuleSetName | None = None, math_answers: bool | None = None,
+    evol_temperature: float | None = None, evol_max_tokens: int | None = None,
+    respond_temperature: float | None = None, respond_max_tokens: int | None = None,
+    parse_retries: int | None = None, seed: int | None = None, model: str | None = None,
+    optimizer_model: str | None = None, responder_model: str | None = None, judge_model: str | None = None,
+    base_url: str | None = None, api_key_env: str | None = None, concurrency: int | None = None,
+    request_timeout: float | None = None, schema: str = "auto", field: str | None = None,
+    id_field: str | None = None, on_bad_row: OnBadRow = "fail", limit: int | None = None,
+    encoding: str | None = None, split: str | None = None, quiet: bool = True, max_calls: int | None = None,
+    max_tokens: int | None = None, overwrite: bool = False, retry_failed: bool = False,
 ) -> datasets.Dataset:
-    """Optimise a method, then evolve every row with it (`autoevol run`); the settings dicts override the preset."""
-    from autoevol import api
-    from autoevol import config as cfg
+    """Optimise a method, then evolve every row with it (`autoevol run`): one resumable run.
 
-    result = _run(api.run_async(
-        _source(data, schema, field, id_field, on_bad_row, limit, split),
-        roles=_roles(model, base_url, api_key_env, concurrency, request_timeout), out=Path(out),
-        settings=cfg.optimize_settings(preset, **(optimize_settings or {})),
-        evolve_settings=cfg.evolve_settings(preset, **(evolve_settings or {})),
-        exec_settings=cfg.ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens, overwrite=overwrite),
-    ))
+    Returns the training rows as a `datasets.Dataset`. `rule_set` judges both phases alike.
+    """
+    result = _call("run", dict(locals()))
     return _dataset(result.run_dir)

@@ -30,6 +30,8 @@ FLOORS: dict[str, int] = {
     "optimization": 6,
     # readers and views of a run
     "report": 7, "progress": 7, "plan": 7,
+    # the option models made live (a DataSource, the Roles, the settings) for every entry
+    "entry": 7,
     # a run's lifetime, then the commands
     "session": 8,
     "api": 9,

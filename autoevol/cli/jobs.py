@@ -1,70 +1,27 @@
 """The three job commands: `evolve`, `optimize` and `run` (optimise, then evolve everything).
 
-Each command turns its options into typed settings and makes one call into `autoevol.api`; the
-coroutine runs here, at the edge, under `guarded` (one line per error, an exit code). `--dry-run`
-makes `plan.dry_run` the call instead: the data is read and checked, nothing is sent.
+Every option is declared once (`autoevol.cli.options`, its help from `autoevol.config`); a command
+is the list of options it takes, and its signature is made from that list, since typer reads a
+command's options from its signature. All three share one body, `run_job`: `autoevol.entry` turns
+the values into a job, and one call into `autoevol.api` runs it here, at the edge, under `guarded`
+(one line per error, an exit code). `--dry-run` makes `plan.dry_run` the call instead: the data is
+read and checked, nothing is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from autoevol.cli.options import (
-    ApiKeyEnvOpt,
-    BadRowOpt,
-    BaseUrlOpt,
-    BatchOpt,
-    CandidatesOpt,
-    ConcurrencyOpt,
-    ConfigOpt,
-    DataArg,
-    DevSizeOpt,
-    DryRunOpt,
-    EncodingOpt,
-    EngineOpt,
-    ExportFormat,
-    ExportOpt,
-    FieldOpt,
-    HubPrivateOpt,
-    IdFieldOpt,
-    InitialOpt,
-    JudgeOpt,
-    LimitOpt,
-    MathOpt,
-    MaxCallsOpt,
-    MaxTokensOpt,
-    MixOpt,
-    ModelOpt,
-    OptimizerOpt,
-    OutOpt,
-    OverwriteOpt,
-    PatienceOpt,
-    PoolOpt,
-    PresetOpt,
-    PriceInOpt,
-    PriceOutOpt,
-    PushOpt,
-    QuietOpt,
-    RayAddressOpt,
-    ResponderOpt,
-    RetryFailedOpt,
-    RoundsOpt,
-    RuleSetOpt,
-    SchemaOpt,
-    ScreenOpt,
-    SplitOpt,
-    StepsOpt,
-    TimeoutOpt,
-    TrajectoryOpt,
-)
+from autoevol.cli import options as o
 from autoevol.cli.support import (
     describe_outcome,
     guarded,
-    model_spec,
     print_data,
     print_dry_run,
     print_outcome,
@@ -74,284 +31,137 @@ from autoevol.cli.support import (
 
 if TYPE_CHECKING:  # the API stack loads only when a command runs, so `--help` stays fast
     from autoevol.config import Export
-    from autoevol.data.source import DataSource
-    from autoevol.llm.spec import ModelSpec, Roles
+    from autoevol.entry import Job, Kind
+    from autoevol.plan import DryRun
 
-MethodOpt = Annotated[
-    str | None, typer.Option("--method", help="built-in method name or a method file [default: initial]")
-]
+_REQUIRED = inspect.Parameter.empty
+
+#: Every job option: its typer declaration and its default (None: not given, the preset decides).
+OPTIONS: dict[str, tuple[Any, Any]] = {
+    "data": (o.DataArg, _REQUIRED), "out": (o.OutOpt, _REQUIRED), "method": (o.MethodOpt, None),
+    "model": (o.ModelOpt, None), "optimizer_model": (o.OptimizerOpt, None),
+    "responder_model": (o.ResponderOpt, None), "judge_model": (o.JudgeOpt, None),
+    "base_url": (o.BaseUrlOpt, None), "api_key_env": (o.ApiKeyEnvOpt, None),
+    "concurrency": (o.ConcurrencyOpt, None), "request_timeout": (o.TimeoutOpt, None),
+    "preset": (o.PresetOpt, "default"),
+    "steps": (o.StepsOpt, None), "candidates": (o.CandidatesOpt, None), "dev_size": (o.DevSizeOpt, None),
+    "batch_size": (o.BatchOpt, None), "pool_size": (o.PoolOpt, None), "patience": (o.PatienceOpt, None),
+    "screen_size": (o.ScreenOpt, None), "initial_method": (o.InitialOpt, None),
+    "trajectory_rounds": (o.TrajectoryOpt, None), "optimizer_temperature": (o.OptimizerTemperatureOpt, None),
+    "optimizer_top_p": (o.OptimizerTopPOpt, None), "optimizer_max_tokens": (o.OptimizerMaxTokensOpt, None),
+    "rounds": (o.RoundsOpt, None), "mix": (o.MixOpt, None), "rule_set": (o.RuleSetOpt, None),
+    "math_answers": (o.MathOpt, None), "evol_temperature": (o.EvolTemperatureOpt, None),
+    "evol_max_tokens": (o.EvolMaxTokensOpt, None), "respond_temperature": (o.RespondTemperatureOpt, None),
+    "respond_max_tokens": (o.RespondMaxTokensOpt, None), "parse_retries": (o.ParseRetriesOpt, None),
+    "seed": (o.SeedOpt, None),
+    "schema": (o.SchemaOpt, "auto"), "field": (o.FieldOpt, None), "id_field": (o.IdFieldOpt, None),
+    "on_bad_row": (o.BadRowOpt, "fail"), "encoding": (o.EncodingOpt, None), "split": (o.SplitOpt, None),
+    "limit": (o.LimitOpt, None),
+    "export": (o.ExportOpt, None), "push_to_hub": (o.PushOpt, None), "hub_private": (o.HubPrivateOpt, False),
+    "quiet": (o.QuietOpt, False), "max_calls": (o.MaxCallsOpt, None), "max_tokens": (o.MaxTokensOpt, None),
+    "retry_failed": (o.RetryFailedOpt, False), "overwrite": (o.OverwriteOpt, False),
+    "engine": (o.EngineOpt, "local"), "ray_address": (o.RayAddressOpt, None),
+    "dry_run": (o.DryRunOpt, False), "price_in": (o.PriceInOpt, None), "price_out": (o.PriceOutOpt, None),
+    "config": (o.ConfigOpt, None),
+}
+
+_CONNECTION = ("base_url", "api_key_env", "concurrency", "request_timeout", "preset")
+_OPTIMIZE = ("steps", "candidates", "dev_size", "batch_size", "pool_size", "patience", "screen_size",
+             "initial_method", "trajectory_rounds", "optimizer_temperature", "optimizer_top_p", "optimizer_max_tokens")
+_EVOLVE_SHAPE = ("rounds", "mix")
+# What the optimisation uses of the evolve settings too: its trajectories are rewritten and answered.
+_EVOLVE_CALLS = ("rule_set", "math_answers", "evol_temperature", "evol_max_tokens", "respond_temperature",
+                 "respond_max_tokens", "parse_retries", "seed")
+_DATA = ("schema", "field", "id_field", "on_bad_row", "encoding", "split", "limit")
+_OUTPUTS = ("export", "push_to_hub", "hub_private")
+_BUDGET = ("quiet", "max_calls", "max_tokens")
+_ENGINE = ("overwrite", "engine", "ray_address", "dry_run", "price_in", "price_out", "config")
+
+COMMANDS: dict[Kind, tuple[str, ...]] = {
+    "evolve": ("data", "out", "method", "model", "responder_model", "judge_model", *_CONNECTION, *_EVOLVE_SHAPE,
+               *_EVOLVE_CALLS, *_DATA, *_OUTPUTS, *_BUDGET, "retry_failed", *_ENGINE),
+    "optimize": ("data", "out", "model", "optimizer_model", "responder_model", "judge_model", *_CONNECTION,
+                 *_OPTIMIZE, *_EVOLVE_CALLS, *_DATA, *_BUDGET, *_ENGINE),
+    "run": ("data", "out", "model", "optimizer_model", "responder_model", "judge_model", *_CONNECTION, *_OPTIMIZE,
+            *_EVOLVE_SHAPE, *_EVOLVE_CALLS, *_DATA, *_OUTPUTS, *_BUDGET, "retry_failed", *_ENGINE),
+}
 
 
-def resolve_model(model: str | None, base_url: str | None, api_key_env: str | None) -> str:
-    """The evol model the user meant: as given, else the only model at the base URL, else `local`.
+def command(kind: Kind, doc: str) -> Callable[..., None]:
+    """The typer command `kind`: its signature lists the options of `COMMANDS[kind]`, its body is `run_job`."""
 
-    A base URL is never ignored: without --model it names an OpenAI-compatible server to ask.
-    """
-    import os
+    def job_command(**values: Any) -> None:
+        run_job(kind, values)
 
-    from autoevol.probe import served_model_spec
-
-    if model is not None:
-        return model
-    url = base_url or os.environ.get("OPENAI_BASE_URL")
-    if not url:
-        return "local"
-    chosen = served_model_spec(url, api_key_env)
-    typer.echo(f"model: {chosen} (the only model served at {url})", err=True)
-    return chosen
+    names = COMMANDS[kind]
+    kind_of = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [inspect.Parameter(n, kind_of, default=OPTIONS[n][1], annotation=OPTIONS[n][0]) for n in names]
+    job_command.__signature__ = inspect.Signature(parameters, return_annotation=None)  # type: ignore[attr-defined]
+    job_command.__annotations__ = {name: OPTIONS[name][0] for name in names} | {"return": None}
+    job_command.__name__ = job_command.__qualname__ = kind
+    job_command.__doc__ = doc
+    return job_command
 
 
-def roles(
-    model: str | None, *, responder: str | None = None, optimizer: str | None = None, judge: str | None = None,
-    base_url: str | None, api_key_env: str | None, concurrency: int | None, timeout: float | None,
-) -> Roles:
-    """The models of a job; a role left unset falls back to the evol LLM (`Roles.resolved`)."""
-    from autoevol.llm.spec import Roles
+def run_job(kind: Kind, values: dict[str, Any]) -> None:
+    """The one body of the three commands: build the job, check, dry-run or run it, print the outcome."""
+    from autoevol import entry
 
-    def spec(text: str | None) -> ModelSpec | None:
-        return model_spec(text, base_url, api_key_env, concurrency, timeout) if text else None
-
-    evol = model_spec(resolve_model(model, base_url, api_key_env), base_url, api_key_env, concurrency, timeout)
-    return Roles(evol=evol, responder=spec(responder), optimizer=spec(optimizer), judge=spec(judge))
-
-
-def source(
-    data: Path, *, schema: str, field: str | None, id_field: str | None, on_bad_row: str, limit: int | None,
-    encoding: str | None, split: str | None,
-) -> DataSource:
-    from autoevol.data.hub import is_hub_name, local_copy
-    from autoevol.data.readers import OnBadRow
-    from autoevol.data.source import DataSource
-
-    policy: OnBadRow = "skip" if on_bad_row == "skip" else "fail"  # typer has checked the choice already
-    if is_hub_name(str(data)):
-        # A local copy of the split: the run hashes, resumes and re-reads a file like any other.
-        data, split = local_copy(str(data), split), None
-    return DataSource(data, schema=schema, field=field, id_field=id_field, on_bad_row=policy, limit=limit,
-                      encoding=encoding, split=split)
+    config = values.get("config")
+    given = {**values, "export": exports(values.get("export")), "config": None if config is None else str(config)}
+    job = guarded(lambda: entry.job(kind, given))
+    check_push(job.push.push_to_hub)
+    if job.plan.dry_run:
+        return print_dry_run(guarded(lambda: _dry_run(job)), job.plan.price_in, job.plan.price_out)
+    _finish(job, guarded(lambda: _go(job)))
 
 
-def evolve(
-    data: DataArg,
-    out: OutOpt,
-    method: MethodOpt = None,
-    model: ModelOpt = None,
-    responder_model: ResponderOpt = None,
-    judge_model: JudgeOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    request_timeout: TimeoutOpt = None,
-    preset: PresetOpt = "default",
-    rounds: RoundsOpt = None,
-    mix: MixOpt = None,
-    rule_set: RuleSetOpt = None,
-    math_answers: MathOpt = None,
-    schema: SchemaOpt = "auto",
-    field: FieldOpt = None,
-    id_field: IdFieldOpt = None,
-    on_bad_row: BadRowOpt = "fail",
-    encoding: EncodingOpt = None,
-    split: SplitOpt = None,
-    limit: LimitOpt = None,
-    export: ExportOpt = None,
-    push_to_hub: PushOpt = None,
-    hub_private: HubPrivateOpt = False,
-    quiet: QuietOpt = False,
-    max_calls: MaxCallsOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    retry_failed: RetryFailedOpt = False,
-    overwrite: OverwriteOpt = False,
-    engine: EngineOpt = "local",
-    ray_address: RayAddressOpt = None,
-    dry_run: DryRunOpt = False,
-    price_in: PriceInOpt = None,
-    price_out: PriceOutOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Evolve every seed with one method, answer it, filter failures; resumable in --out."""
+def _dry_run(job: Job) -> DryRun:
     from autoevol import api, plan
-    from autoevol.config import ExecSettings, evolve_settings
 
-    settings = guarded(lambda: evolve_settings(preset, rounds=rounds, mix=mix, rule_set=rule_set,
-                                               math_answers=math_answers))
-    seeds = guarded(lambda: source(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row,
-                                   limit=limit, encoding=encoding, split=split))
-    check_push(push_to_hub)
-    if dry_run:
-        def checked() -> plan.DryRun:
-            api.resolve_methods(method, settings)  # a wrong --method is found now, before any estimate
-            return plan.dry_run(seeds, None, settings, with_evolve=True)
-
-        return print_dry_run(guarded(checked), price_in, price_out)
-
-    def go() -> api.EvolveResult:
-        models = roles(model, responder=responder_model, judge=judge_model, base_url=base_url,
-                       api_key_env=api_key_env, concurrency=concurrency, timeout=request_timeout)
-        exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
-                                     retry_failed=retry_failed, overwrite=overwrite, export=exports(export),
-                                     engine=engine, ray_address=ray_address)
-        if not quiet:
-            print_data(seeds)
-        return asyncio.run(api.evolve_async(seeds, methods=api.resolve_methods(method, settings), roles=models,
-                                            out=out, settings=settings, exec_settings=exec_settings))
-
-    result = guarded(go)
-    print_summary(result.summary, quiet=quiet, run_dir=result.run_dir)
-    push(result.run_dir, push_to_hub, hub_private)
+    if job.kind == "evolve":
+        api.resolve_methods(job.method, job.evolve)  # a wrong --method is found now, before any estimate
+    return plan.dry_run(job.source, job.optimize, job.evolve, with_evolve=job.kind != "optimize")
 
 
-def optimize(
-    data: DataArg,
-    out: OutOpt,
-    model: ModelOpt = None,
-    optimizer_model: OptimizerOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    request_timeout: TimeoutOpt = None,
-    preset: PresetOpt = "default",
-    steps: StepsOpt = None,
-    candidates: CandidatesOpt = None,
-    dev_size: DevSizeOpt = None,
-    batch_size: BatchOpt = None,
-    pool_size: PoolOpt = None,
-    patience: PatienceOpt = None,
-    screen_size: ScreenOpt = None,
-    initial_method: InitialOpt = None,
-    trajectory_rounds: TrajectoryOpt = None,
-    rule_set: RuleSetOpt = None,
-    math_answers: MathOpt = None,
-    schema: SchemaOpt = "auto",
-    field: FieldOpt = None,
-    id_field: IdFieldOpt = None,
-    on_bad_row: BadRowOpt = "fail",
-    encoding: EncodingOpt = None,
-    split: SplitOpt = None,
-    limit: LimitOpt = None,
-    quiet: QuietOpt = False,
-    max_calls: MaxCallsOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    overwrite: OverwriteOpt = False,
-    engine: EngineOpt = "local",
-    ray_address: RayAddressOpt = None,
-    dry_run: DryRunOpt = False,
-    price_in: PriceInOpt = None,
-    price_out: PriceOutOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Search for the evolving method with the lowest dev failure rate; writes output/best_method.json."""
+def _go(job: Job) -> Any:
     from autoevol import api, plan
-    from autoevol.config import ExecSettings, evolve_settings, optimize_settings
-    from autoevol.optimization.job import OptimizeOutcome
+    from autoevol.entry import roles
 
-    opt = guarded(lambda: optimize_settings(
-        preset, steps=steps, candidates=candidates, dev_size=dev_size, batch_size=batch_size, pool_size=pool_size,
-        patience=patience, screen_size=screen_size, initial_method=initial_method,
-        trajectory_rounds=trajectory_rounds, rule_set=rule_set))
-    evo = guarded(lambda: evolve_settings(preset, math_answers=math_answers))
-    seeds = guarded(lambda: source(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row,
-                                   limit=limit, encoding=encoding, split=split))
-    if dry_run:
-        return print_dry_run(guarded(lambda: plan.dry_run(seeds, opt, evo, with_evolve=False)), price_in, price_out)
-
-    def go() -> OptimizeOutcome:
-        models = roles(model, optimizer=optimizer_model, base_url=base_url, api_key_env=api_key_env,
-                       concurrency=concurrency, timeout=request_timeout)
-        exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens, overwrite=overwrite,
-                                     engine=engine, ray_address=ray_address)
-        if not quiet:
-            print_data(seeds)
-            print_estimate(plan.estimate_for(seeds, opt, evo, with_evolve=False).lines(price_in, price_out))
-        return asyncio.run(api.optimize_async(seeds, roles=models, out=out, settings=opt, evolve_settings=evo,
-                                              exec_settings=exec_settings, on_step=None if quiet else print_step))
-
-    outcome = guarded(go)
-    print_outcome(outcome, quiet=quiet)
-    typer.echo(f"best method {describe_outcome(outcome)} -> {out / 'output' / 'best_method.json'}")
+    models = roles(job.models, announce=lambda line: typer.echo(line, err=True))
+    if not job.exec.quiet:
+        print_data(job.source)
+        if job.optimize is not None:
+            estimate = plan.estimate_for(job.source, job.optimize, job.evolve, with_evolve=job.kind == "run")
+            print_estimate(estimate.lines(job.plan.price_in, job.plan.price_out))
+    common: dict[str, Any] = {"roles": models, "out": job.out, "exec_settings": job.exec}
+    if job.optimize is None:
+        return asyncio.run(api.evolve_async(job.source, methods=api.resolve_methods(job.method, job.evolve),
+                                            settings=job.evolve, **common))
+    call = api.optimize_async if job.kind == "optimize" else api.run_async
+    return asyncio.run(call(job.source, settings=job.optimize, evolve_settings=job.evolve,
+                            on_step=None if job.exec.quiet else print_step, **common))
 
 
-def run(
-    data: DataArg,
-    out: OutOpt,
-    model: ModelOpt = None,
-    optimizer_model: OptimizerOpt = None,
-    responder_model: ResponderOpt = None,
-    judge_model: JudgeOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    request_timeout: TimeoutOpt = None,
-    preset: PresetOpt = "default",
-    steps: StepsOpt = None,
-    candidates: CandidatesOpt = None,
-    dev_size: DevSizeOpt = None,
-    batch_size: BatchOpt = None,
-    pool_size: PoolOpt = None,
-    patience: PatienceOpt = None,
-    screen_size: ScreenOpt = None,
-    initial_method: InitialOpt = None,
-    trajectory_rounds: TrajectoryOpt = None,
-    rounds: RoundsOpt = None,
-    mix: MixOpt = None,
-    rule_set: RuleSetOpt = None,
-    math_answers: MathOpt = None,
-    schema: SchemaOpt = "auto",
-    field: FieldOpt = None,
-    id_field: IdFieldOpt = None,
-    on_bad_row: BadRowOpt = "fail",
-    encoding: EncodingOpt = None,
-    split: SplitOpt = None,
-    limit: LimitOpt = None,
-    export: ExportOpt = None,
-    push_to_hub: PushOpt = None,
-    hub_private: HubPrivateOpt = False,
-    quiet: QuietOpt = False,
-    max_calls: MaxCallsOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    retry_failed: RetryFailedOpt = False,
-    overwrite: OverwriteOpt = False,
-    engine: EngineOpt = "local",
-    ray_address: RayAddressOpt = None,
-    dry_run: DryRunOpt = False,
-    price_in: PriceInOpt = None,
-    price_out: PriceOutOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Optimise an evolving method, then evolve the whole dataset with it (one resumable run)."""
-    from autoevol import api, plan
-    from autoevol.config import ExecSettings, evolve_settings, optimize_settings
+def _finish(job: Job, result: Any) -> None:
+    from autoevol.api import EvolveResult
 
-    # --rule-set judges both phases alike: λ measures the filter the final pass will apply.
-    opt = guarded(lambda: optimize_settings(
-        preset, steps=steps, candidates=candidates, dev_size=dev_size, batch_size=batch_size, pool_size=pool_size,
-        patience=patience, screen_size=screen_size, initial_method=initial_method,
-        trajectory_rounds=trajectory_rounds, rule_set=rule_set))
-    evo = guarded(lambda: evolve_settings(preset, rounds=rounds, mix=mix, rule_set=rule_set, math_answers=math_answers))
-    seeds = guarded(lambda: source(data, schema=schema, field=field, id_field=id_field, on_bad_row=on_bad_row,
-                                   limit=limit, encoding=encoding, split=split))
-    check_push(push_to_hub)
-    if dry_run:
-        return print_dry_run(guarded(lambda: plan.dry_run(seeds, opt, evo, with_evolve=True)), price_in, price_out)
-
-    def go() -> api.EvolveResult:
-        models = roles(model, responder=responder_model, optimizer=optimizer_model, judge=judge_model,
-                       base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=request_timeout)
-        exec_settings = ExecSettings(quiet=quiet, max_calls=max_calls, max_tokens=max_tokens,
-                                     retry_failed=retry_failed, overwrite=overwrite, export=exports(export),
-                                     engine=engine, ray_address=ray_address)
-        if not quiet:
-            print_data(seeds)
-            print_estimate(plan.estimate_for(seeds, opt, evo, with_evolve=True).lines(price_in, price_out))
-        return asyncio.run(api.run_async(seeds, roles=models, out=out, settings=opt, evolve_settings=evo,
-                                         exec_settings=exec_settings, on_step=None if quiet else print_step))
-
-    result = guarded(go)
+    quiet = job.exec.quiet
+    if not isinstance(result, EvolveResult):  # `optimize`: the outcome is the best method
+        print_outcome(result, quiet=quiet)
+        typer.echo(f"best method {describe_outcome(result)} -> {job.out / 'output' / 'best_method.json'}")
+        return
     if result.optimization is not None:
         print_outcome(result.optimization, quiet=quiet)
         typer.echo(f"selected method {describe_outcome(result.optimization)}")
     print_summary(result.summary, quiet=quiet, run_dir=result.run_dir)
-    push(result.run_dir, push_to_hub, hub_private)
+    push(result.run_dir, job.push.push_to_hub, job.push.hub_private)
+
+
+evolve = command("evolve", "Evolve every seed with one method, answer it, filter failures; resumable in --out.")
+optimize = command(
+    "optimize", "Search for the evolving method with the lowest dev failure rate; writes output/best_method.json.")
+run = command("run", "Optimise an evolving method, then evolve the whole dataset with it (one resumable run).")
 
 
 def check_push(repo: str | None) -> None:
@@ -371,8 +181,8 @@ def push(run_dir: Path, repo: str | None, private: bool) -> None:
         typer.echo(f"pushed to the Hub: {url}")
 
 
-def exports(formats: list[ExportFormat] | None) -> tuple[Export, ...]:
-    return tuple("alpaca" if f is ExportFormat.alpaca else "sharegpt" for f in formats or ())
+def exports(formats: list[o.ExportFormat] | None) -> tuple[Export, ...]:
+    return tuple("alpaca" if f is o.ExportFormat.alpaca else "sharegpt" for f in formats or ())
 
 
 def print_estimate(lines: list[str]) -> None:

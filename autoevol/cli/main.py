@@ -76,9 +76,14 @@ def ping(
     max_tokens: Annotated[int, typer.Option(help="token cap for the reply")] = 64,
 ) -> None:
     """Check that a model answers: prints the reply, latency and token counts."""
+    from autoevol.entry import resolve_model
     from autoevol.probe import ping as api_ping
-    spec = guarded(lambda: model_spec(jobs.resolve_model(model, base_url, api_key_env), base_url, api_key_env, None,
-                                      request_timeout))
+
+    def announce(line: str) -> None:
+        typer.echo(line, err=True)
+
+    spec = guarded(lambda: model_spec(resolve_model(model, base_url, api_key_env, announce), base_url, api_key_env,
+                                      None, request_timeout))
     reply = guarded(lambda: asyncio.run(api_ping(spec, prompt, max_tokens=max_tokens)), resumable=False)
     typer.echo(reply.text.strip())
     typer.echo(reply.describe())

@@ -103,3 +103,25 @@ TrajectoryOpt = Annotated[
     int | None,
     typer.Option("--trajectory-rounds", min=1, max=3, help=describe(OptimizeSettings, "trajectory_rounds")),
 ]
+
+EvolTemperatureOpt = Annotated[float | None, typer.Option(
+    "--evol-temperature", min=0, max=2, help=describe(EvolveSettings, "evol_temperature"))]
+EvolMaxTokensOpt = Annotated[int | None, typer.Option(
+    "--evol-max-tokens", min=16, help=describe(EvolveSettings, "evol_max_tokens"))]
+RespondTemperatureOpt = Annotated[float | None, typer.Option(
+    "--respond-temperature", min=0, max=2, help=describe(EvolveSettings, "respond_temperature"))]
+RespondMaxTokensOpt = Annotated[int | None, typer.Option(
+    "--respond-max-tokens", min=16, help=describe(EvolveSettings, "respond_max_tokens"))]
+ParseRetriesOpt = Annotated[int | None, typer.Option(
+    "--parse-retries", min=0, max=5, help=describe(EvolveSettings, "parse_retries"))]
+OptimizerTemperatureOpt = Annotated[float | None, typer.Option(
+    "--optimizer-temperature", min=0, max=2, help=describe(OptimizeSettings, "optimizer_temperature"))]
+OptimizerTopPOpt = Annotated[float | None, typer.Option(
+    "--optimizer-top-p", min=0, max=1, help=describe(OptimizeSettings, "optimizer_top_p"))]
+OptimizerMaxTokensOpt = Annotated[int | None, typer.Option(
+    "--optimizer-max-tokens", min=64, help=describe(OptimizeSettings, "optimizer_max_tokens"))]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help=describe(EvolveSettings, "seed"))]
+TaggerOpt = Annotated[str | None, typer.Option("--tagger-model", help=describe(ModelOptions, "tagger_model"))]
+MethodOpt = Annotated[
+    str | None, typer.Option("--method", help="built-in method name or a method file [default: initial]")
+]

@@ -10,11 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from autoevol.cli.options import ApiKeyEnvOpt, BaseUrlOpt, ConcurrencyOpt, FieldOpt, TimeoutOpt
+from autoevol.cli.options import ApiKeyEnvOpt, BaseUrlOpt, ConcurrencyOpt, FieldOpt, TaggerOpt, TimeoutOpt
 from autoevol.cli.support import guarded, model_spec
 
-TaggerOpt = Annotated[str | None, typer.Option(
-    "--tagger-model", help="model that tags instructions (InsTag-style complexity and diversity); off if unset")]
 TagSampleOpt = Annotated[int, typer.Option("--tag-sample", min=1, help="instructions tagged per set (the paper: 100)")]
 DecontaminateOpt = Annotated[list[Path] | None, typer.Option(
     "--decontaminate", help="another benchmark file to check against (besides GSM8K test and HumanEval); repeatable")]

@@ -97,8 +97,10 @@ def describe_outcome(outcome: Any) -> str:
 def load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
     """`--config FILE.toml`: its keys become this command's defaults, so the command line still wins.
 
-    Keys are option names, with dashes or underscores (`on-bad-row = "skip"`); an unknown key is an
-    error naming it, since a misspelt setting silently ignored would change a paid run.
+    Keys are option names, with dashes or underscores (`on-bad-row = "skip"`). Top-level keys serve
+    every command that takes them, and a `[evolve]`, `[optimize]` or `[run]` section overrides them
+    for that command, so one file serves all three. An unknown key (or section) is an error naming
+    the file, the section and the key, since a misspelt setting silently ignored would change a paid run.
     """
     import tomllib
 
@@ -110,15 +112,39 @@ def load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | No
         raise typer.BadParameter(f"cannot read {value}: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise typer.BadParameter(f"{value} is not valid TOML ({error})") from None
-    known = {p.name for p in ctx.command.params if p.name and p.name not in ("config", "help")}
-    values = {str(key).replace("-", "_"): item for key, item in loaded.items()}
+    takes = _config_commands(ctx)
+    command = ctx.info_name or ""
+    shared = _keys(value, None, {k: v for k, v in loaded.items() if not isinstance(v, dict)},
+                   set().union(*takes.values()))
+    sections = {str(k): v for k, v in loaded.items() if isinstance(v, dict)}
+    for name, section in sections.items():
+        if name not in takes:
+            raise typer.BadParameter(f"unknown section [{name}] in {value}; sections: {', '.join(sorted(takes))}")
+        _keys(value, name, section, takes[name])
+    mine = {k: v for k, v in shared.items() if k in takes.get(command, set())}
+    ctx.default_map = {**(ctx.default_map or {}), **mine, **_keys(value, command, sections.get(command, {}),
+                                                                 takes.get(command, set()))}
+    return value
+
+
+def _config_commands(ctx: typer.Context) -> dict[str, set[str]]:
+    """The option names of each command that takes --config (this one, when it runs on its own)."""
+    def names(command: Any) -> set[str]:
+        return {p.name for p in command.params if p.name and p.name not in ("config", "help")}
+
+    group = ctx.parent.command if ctx.parent is not None else None
+    commands = dict(getattr(group, "commands", None) or {ctx.info_name or "": ctx.command})
+    return {name: names(c) for name, c in commands.items() if any(p.name == "config" for p in c.params)}
+
+
+def _keys(path: Path, section: str | None, table: Mapping[str, Any], known: set[str]) -> dict[str, Any]:
+    values = {str(key).replace("-", "_"): item for key, item in table.items()}
     unknown = sorted(key for key in values if key not in known)
     if unknown:
-        raise typer.BadParameter(
-            f"unknown key {unknown[0]!r} in {value}; `autoevol {ctx.info_name}` takes: {', '.join(sorted(known))}"
-        )
-    ctx.default_map = {**(ctx.default_map or {}), **values}
-    return value
+        where = f"section [{section}] of {path}" if section else str(path)
+        takes = f"`autoevol {section}` takes" if section else "the commands take"
+        raise typer.BadParameter(f"unknown key {unknown[0]!r} in {where}; {takes}: {', '.join(sorted(known))}")
+    return values
 
 
 def print_data(seeds: DataSource) -> None:

@@ -15,14 +15,12 @@ import sqlite3
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Literal
 
+from autoevol.config import OnBadRow
 from autoevol.data.formats import file_stem, iter_rows
 from autoevol.data.records import BadRow, Seed
 from autoevol.data.schemas import SeedParser, resolve_schema
 from autoevol.errors import DataError
-
-OnBadRow = Literal["fail", "skip"]
 
 
 def _bad_row(error: Exception, path: str, line: int) -> BadRow:

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoevol.config import DataOptions, OnBadRow
 from autoevol.data.formats import count_rows, is_json_lines, iter_rows
-from autoevol.data.readers import OnBadRow, iter_seeds
+from autoevol.data.readers import iter_seeds
 from autoevol.data.records import BadRow, Seed
 from autoevol.data.schemas import detected_schema
 from autoevol.errors import ConfigError, DataError
@@ -184,3 +185,18 @@ def _update(digest: Any, path: Path, *, count_lines: bool) -> int | None:
     except OSError as error:
         raise DataError(f"cannot read ({error.strerror or error})", path=str(path)) from None
     return lines + pending if count_lines else None
+
+
+def source_from_options(data: str | os.PathLike[str], options: DataOptions) -> DataSource:
+    """The `DataSource` every entry reads: `options` as the command line, `--config` or a notebook gave them.
+
+    `hf:NAME` becomes a local copy of its split first: the run hashes, resumes and re-reads a file
+    like any other (so the copy's source keeps no split of its own).
+    """
+    from autoevol.data.hub import is_hub_name, local_copy
+
+    path, split = Path(data), options.split
+    if is_hub_name(str(data)):
+        path, split = local_copy(str(data), split), None
+    return DataSource(path, schema=options.schema_, field=options.field, id_field=options.id_field,
+                      on_bad_row=options.on_bad_row, limit=options.limit, encoding=options.encoding, split=split)
