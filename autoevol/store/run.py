@@ -15,6 +15,7 @@ match, unless the directory holds nothing computed yet (then the new configurati
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -72,11 +73,20 @@ class StateDB:
     @classmethod
     def read_only(cls, path: Path) -> StateDB:
         """The state of a run for readers (the report): no migration, no WAL switch, no write, so it
-        opens a copy on a read-only disk and beside a run that is still writing. The file must
-        exist; a damaged one raises `sqlite3.DatabaseError` at the first read."""
+        opens beside a run that is still writing, and a copy on a read-only disk. The file must
+        exist; a damaged one raises `sqlite3.DatabaseError` (at the latest, at the first read)."""
         # A URI, because only a URI can say mode=ro; as_uri quotes a path holding "?", "#" or "%".
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0,
-                             check_same_thread=False, isolation_level=None)
+        uri = path.resolve().as_uri()
+        db = _connect_read_only(f"{uri}?mode=ro")
+        try:
+            db.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.OperationalError:
+            db.close()
+            if os.access(path.parent, os.W_OK):
+                raise
+            # Even to read, a WAL database needs its index file (-shm), which SQLite cannot create on a
+            # read-only disk. Nothing can write there either, so the file is read as it stands.
+            db = _connect_read_only(f"{uri}?mode=ro&immutable=1")
         state = cls.__new__(cls)
         state._attach(db, path, writable=False)
         return state
@@ -177,6 +187,10 @@ class StateDB:
             self.flush()
         finally:
             self._db.close()
+
+
+def _connect_read_only(uri: str) -> sqlite3.Connection:
+    return sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False, isolation_level=None)
 
 
 class EventLog:
