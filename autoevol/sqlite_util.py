@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 #: The first 16 bytes of every SQLite 3 database file.
@@ -21,24 +22,34 @@ def read_application_id(header: bytes) -> int:
     return int.from_bytes(header[68:72], "big") if len(header) >= 72 else 0
 
 
+@contextmanager
+def transaction(db: sqlite3.Connection, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+    """One explicit transaction on an autocommit connection (`isolation_level=None`, as `connect`
+    opens it): committed when the block ends, rolled back when anything leaves it, a cancellation
+    or Ctrl-C included. `immediate` takes the write lock at once, for read-then-write blocks that
+    another process must not interleave with."""
+    db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def migrate(db: sqlite3.Connection, migrations: Sequence[Callable[[sqlite3.Connection], None]]) -> None:
     """Apply numbered migrations once each, recorded in `_migrations`.
 
     One IMMEDIATE transaction around read-then-apply, so processes opening a fresh file at the same
     moment cannot both run the same migration.
     """
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db, immediate=True):
         db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
         done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
         for fn in migrations:
             if fn.__name__ not in done:
                 fn(db)
                 db.execute("INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, time.time()))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -12,9 +12,11 @@ on.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from functools import partial
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from autoevol.config import OnBadRow
 from autoevol.data.formats import file_stem, iter_rows
@@ -93,6 +95,8 @@ def iter_seeds(
         raise ValueError(f"on_bad_row must be 'fail' or 'skip', got {on_bad_row!r}")
     p, path_s = Path(path), str(path)
     stem = file_stem(p, split) if p.exists() else p.stem
+    resolve = partial(resolve_schema, schema, field=field, id_field=id_field, response_field=response_field,
+                      path=path_s, stem=stem)
     parser: SeedParser | None = None
     seen = SeenIds()
     count = 0
@@ -102,36 +106,20 @@ def iter_seeds(
     for line, row in islice(iter_rows(p, split=split, encoding=encoding), limit):
         count += 1
         if isinstance(row, Exception):
-            error: Exception = row
+            outcome: Seed | Exception = row
         else:
             if parser is None:
                 # Resolving is outside the bad-row policy: a wrong --schema/--field is a usage error.
-                parser = resolve_schema(
-                    schema,
-                    row,
-                    field=field,
-                    id_field=id_field,
-                    response_field=response_field,
-                    path=path_s,
-                    stem=stem,
-                    line=line,
-                )
-            try:
-                seed = parser(row, line)
-                if seed.seed_id in seen:
-                    raise DataError(
-                        f"duplicate seed id {seed.seed_id!r}", path=path_s, line=line, field=id_field or "id"
-                    )
-            except DataError as e:
-                error = e
-            else:
-                seen.add(seed.seed_id)
-                usable = True
-                yield seed
-                continue
+                parser = resolve(row, line=line)
+            outcome = _parse(parser, row, line, seen, path_s, id_field)
+        if isinstance(outcome, Seed):
+            seen.add(outcome.seed_id)
+            usable = True
+            yield outcome
+            continue
         if on_bad_row == "fail":
-            raise error
-        item = _bad_row(error, path_s, line)
+            raise outcome
+        item = _bad_row(outcome, path_s, line)
         if not usable:
             bad = bad or [item]
             kinds.add(_failure_kind(item))
@@ -141,6 +129,19 @@ def iter_seeds(
         raise DataError("no rows", path=path_s)
     if not usable:
         raise _no_usable_rows(path_s, count, bad[0], kinds)
+
+
+def _parse(
+    parser: SeedParser, row: Mapping[str, Any], line: int, seen: SeenIds, path: str, id_field: str | None
+) -> Seed | DataError:
+    """The row's seed, or the DataError that makes it a bad row (a repeated seed id is one)."""
+    try:
+        seed = parser(row, line)
+    except DataError as error:
+        return error
+    if seed.seed_id in seen:
+        return DataError(f"duplicate seed id {seed.seed_id!r}", path=path, line=line, field=id_field or "id")
+    return seed
 
 
 def _failure_kind(bad: BadRow) -> str:

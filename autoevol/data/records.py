@@ -7,6 +7,7 @@ reader of earlier runs, so change it only together with a schema version bump.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -18,6 +19,13 @@ Turn = Message
 Status = Literal["accepted", "rejected", "failed"]
 STATUSES: frozenset[str] = frozenset(get_args(Status))
 _ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
+
+
+def first_user_text(turns: Iterable[Turn]) -> str:
+    """The content of the first user turn: the instruction a conversation is evolved from (Auto
+    Evol-Instruct evolves the first user turn). "" when there is none, which only a conversation
+    not read through a schema can be: a `Seed` refuses to exist without one."""
+    return next((t.content for t in turns if t.role == "user"), "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +50,7 @@ class Seed:
     @property
     def instruction(self) -> str:
         """Content of the first user turn."""
-        return next(t.content for t in self.turns if t.role == "user")
+        return first_user_text(self.turns)
 
     @property
     def reference(self) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from autoevol.data.records import first_user_text
 from autoevol.detect import OK, Verdict, detect, equal_judge_messages, parse_equal_judgement, truncation_verdict
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
@@ -183,10 +184,6 @@ class Evolution:
         return self.verdict.failed
 
 
-def _first_user(turns: Sequence[Message]) -> str:
-    return next((t.content for t in turns if t.role == "user"), "")
-
-
 async def evolve_conversation(
     evol: LLM, responder: LLM, method: EvolvingMethod, turns: Sequence[Message],
     rewrite_policy: RewritePolicy, answer_policy: AnswerPolicy, *, judge: LLM | None = None,
@@ -223,9 +220,10 @@ async def evolve_conversation(
         out.append(Message("assistant", reply.text))
         history += [turn, Message("assistant", reply.text)]
         if reply.verdict.failed:
-            return Evolution(tuple(out), reply.verdict, _first_user(out), reply.text, "", usage)
+            return Evolution(tuple(out), reply.verdict, first_user_text(out), reply.text, "", usage)
     verdict = OK
     if judge is not None:
-        verdict, judged = await judge_gain(judge, _first_user(turns), _first_user(out), phase=answer_policy.phase)
+        before, after = first_user_text(turns), first_user_text(out)
+        verdict, judged = await judge_gain(judge, before, after, phase=answer_policy.phase)
         usage = add_usage(usage, judged)
-    return Evolution(tuple(out), verdict, _first_user(out), reply.text, "", usage)
+    return Evolution(tuple(out), verdict, first_user_text(out), reply.text, "", usage)

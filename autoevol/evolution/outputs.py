@@ -33,16 +33,14 @@ T = TypeVar("T")
 
 def _seed_row(unit: StoredUnit) -> OutputRow | None:
     """Round 0: the seed as it came in; only seeds that carry a response can train anything."""
-    turns = unit.input_turns
-    answers = [t.content for t in turns if t.role == "assistant"]
-    if not answers:
+    answer = unit.last_answer
+    if answer is None:
         return None
-    first_user = next(t.content for t in turns if t.role == "user")
-    seed_id = unit.row.seed_id
+    first_user, seed_id = unit.first_user, unit.row.seed_id
     return OutputRow(
         id=f"{seed_id}#r0", seed_id=seed_id, round=0, parent_id=None, method_id=None,
         evol_model="", responder_model="", status="accepted", failure_category=None, failure_rule=None,
-        error=None, instruction=first_user, response=answers[-1], messages=turns, parent_instruction=first_user,
+        error=None, instruction=first_user, response=answer, messages=unit.input_turns, parent_instruction=first_user,
         meta=unit.row.meta,
     )
 
@@ -138,7 +136,7 @@ def _write_rows(run: RunDir, settings: EvolveSettings, rounds: list[int]) -> _Wr
             row, round_ = unit.row, unit.row.round
             if round_ == 1:
                 if seen.get(0, 0) % seed_every == 0:
-                    written.seeds[row.seed_id] = next((t.content for t in unit.input_turns if t.role == "user"), "")
+                    written.seeds[row.seed_id] = unit.first_user
                 seen[0] = seen.get(0, 0) + 1
                 seed = _seed_row(unit) if after_seeds is not None else None
                 if seed is not None:

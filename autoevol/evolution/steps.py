@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoevol.config import EvolveSettings
-from autoevol.data.records import OutputRow, Turn
+from autoevol.data.records import OutputRow, Turn, first_user_text
 from autoevol.errors import REQUEST_ERRORS, AuthError, BackendError, BudgetExhausted, ModelNotFoundError
 from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy, evolve_conversation
 from autoevol.evolution.units import MODEL_ERROR, REQUEST_ERROR
@@ -99,7 +99,7 @@ async def run_job(
 
 
 def _row_base(job: Job, method: EvolvingMethod, models: Models, *, judged: bool) -> dict[str, Any]:
-    first_user = next((t.content for t in job.turns if t.role == "user"), "")
+    first_user = first_user_text(job.turns)
     return {
         "id": row_id(job.seed_id, job.round), "seed_id": job.seed_id, "round": job.round,
         "parent_id": job.parent_id, "method_id": method.id, "evol_model": models.evol.label,

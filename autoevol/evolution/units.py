@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from autoevol.data.records import OutputRow, Turn
+from autoevol.data.records import OutputRow, Turn, first_user_text
 
 if TYPE_CHECKING:
     from autoevol.store.run import StateDB
@@ -49,6 +49,16 @@ class StoredUnit:
         """Failed on any model error, transient or not: `--retry-failed` tries it again."""
         return self.row.failure_category in (MODEL_ERROR, REQUEST_ERROR)
 
+    @property
+    def first_user(self) -> str:
+        """The first user turn the unit was made from: in round 1, the seed's instruction."""
+        return first_user_text(self.input_turns)
+
+    @property
+    def last_answer(self) -> str | None:
+        """The last assistant turn the unit was made from (in round 1, the seed's response), if any."""
+        return next((t.content for t in reversed(self.input_turns) if t.role == "assistant"), None)
+
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "row": self.row.to_dict(), "retry": self.retry, "model_failed": self.model_failed,
                 "input_turns": [t.to_dict() for t in self.input_turns]}
@@ -60,6 +70,7 @@ class StoredUnit:
 
 
 def stored_units(state: StateDB, round_: int | None = None) -> Iterator[StoredUnit]:
-    """The units stored for one round (every round when None), decoded, in output order."""
+    """The units stored for one round (every round when None), decoded, in output order. Reads
+    only, so it serves the writer's own state and a `StateDB.read_only` (the report) alike."""
     for payload in state.iter_phase(PHASE, round_):
         yield StoredUnit.from_dict(payload)

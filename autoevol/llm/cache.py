@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoevol.errors import CacheError
-from autoevol.sqlite_util import SQLITE_HEADER, GroupCommit, connect, migrate, read_application_id
+from autoevol.sqlite_util import SQLITE_HEADER, GroupCommit, connect, migrate, read_application_id, transaction
 from autoevol.types import Completion, CompletionRequest, Usage
 
 KEY_VERSION = "v1"
@@ -212,15 +212,10 @@ class ResponseCache:
         if not self._unwritten and not (counters and self._pending):
             return
         rows, self._unwritten = list(self._unwritten.values()), {}
-        self._db.execute("BEGIN")
-        try:
+        with transaction(self._db):
             self._db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             if counters:
                 self._write_counters()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def stats(self) -> CacheStats:
         with self._lock, _readable(self.path):

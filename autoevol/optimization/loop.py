@@ -8,7 +8,6 @@ re-pays only calls that were in flight (and the response cache usually has those
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,14 +18,22 @@ from autoevol.data.records import Seed
 from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy
 from autoevol.executor import Clients, Executor, LocalExecutor, Work
 from autoevol.methods.method import EvolvingMethod
-from autoevol.optimization.propose import Candidate, Proposer, trajectory
-from autoevol.optimization.records import StepRecord, decided_by, explain, score_to_dict
+from autoevol.optimization.fanout import all_of
+from autoevol.optimization.propose import Candidate, Proposer, Trajectory, trajectory
+from autoevol.optimization.records import (
+    SCORE_PHASE,
+    StepRecord,
+    decided_by,
+    explain,
+    score_key,
+    score_to_dict,
+    step_key,
+    stored_step,
+)
 from autoevol.optimization.score import DevScorer, ItemVerdict, Score, summarise
 from autoevol.optimization.select import Entry, Screened, better, screen, select
 from autoevol.optimization.split import Split
 from autoevol.store.run import RunDir
-
-SCORE_PHASE = "score"
 
 Phase = Literal["trajectory", "proposing", "scoring", "step_done"]
 
@@ -102,16 +109,16 @@ class Optimizer:
         verdicts: dict[int, ItemVerdict] = {}
         pending: list[tuple[int, Seed]] = []
         for seq, item in enumerate(dev):
-            stored = self.run.state.get(f"{SCORE_PHASE}|{method.id}|{item.seed_id}")
+            stored = self.run.state.get(score_key(method.id, item.seed_id))
             if stored is not None:
-                verdicts[seq] = ItemVerdict(**stored)
+                verdicts[seq] = ItemVerdict.from_dict(stored)
                 self._count_verdict()
             else:
                 pending.append((seq, item))
 
         def store(job: tuple[int, Seed], verdict: ItemVerdict) -> None:
             seq, item = job
-            self.run.state.put(f"{SCORE_PHASE}|{method.id}|{item.seed_id}", phase=SCORE_PHASE, round=0, seq=seq,
+            self.run.state.put(score_key(method.id, item.seed_id), phase=SCORE_PHASE, round=0, seq=seq,
                                payload=verdict.to_dict())
             verdicts[seq] = verdict
             self._count_verdict()
@@ -125,17 +132,19 @@ class Optimizer:
     async def step(self, t: int, state: LoopState) -> StepRecord:
         s = self.settings
         batch = self.split.minibatch(t, s.batch_size, self.seed)
-        traj = self.run.state.read(f"opt/{t}/trajectory")
-        if traj is None:
+        stored_traj = self.run.state.read(step_key(t, "trajectory"))
+        if stored_traj is None:
             self._report(t, "trajectory", f"{len(batch)} minibatch items x {s.trajectory_rounds} round(s)")
             traj = await trajectory(self.scorer.evol, state.current, batch, s.trajectory_rounds,
                                     self.trajectory_policy)
-            self.run.state.set(f"opt/{t}/trajectory", traj)
-        stored = self.run.state.read(f"opt/{t}/candidates")
+            self.run.state.set(step_key(t, "trajectory"), traj.to_dict())
+        else:
+            traj = Trajectory.from_dict(stored_traj)
+        stored = self.run.state.read(step_key(t, "candidates"))
         if stored is None:
             self._report(t, "proposing", f"{s.candidates} candidates")
             candidates = await self.proposer.propose(s.candidates, traj, state.current, t)
-            self.run.state.set(f"opt/{t}/candidates", [c.to_dict() for c in candidates])
+            self.run.state.set(step_key(t, "candidates"), [c.to_dict() for c in candidates])
         else:
             candidates = [Candidate.from_dict(c) for c in stored]
         self._verdicts[:] = [0, 0]
@@ -145,7 +154,7 @@ class Optimizer:
         entries, screened = await self._score_all(state.current, candidates)
         chosen = select(entries, s.tie_break)
         return StepRecord(
-            step=t, batch=tuple(item.seed_id for item in batch), trajectory=tuple(traj),
+            step=t, batch=tuple(item.seed_id for item in batch), trajectory=traj,
             candidates=tuple(candidates), screened_out=tuple(screened), scores=tuple(entries),
             selected=chosen.index if chosen is not None and chosen.index >= 0 else None,
             method=_method_of(chosen.index, state.current, candidates) if chosen else state.current,
@@ -162,18 +171,17 @@ class Optimizer:
         competes = s.incumbent_competes
         if not (s.screen_size and s.screen_size < len(self.split.dev)):
             methods = [*usable.values(), *([current] if competes else [])]
-            scores = await asyncio.gather(*(self.score(m) for m in methods))
+            scores = await all_of(self.score(m) for m in methods)
             entries = [Entry(i, sc) for i, sc in zip(usable, scores[: len(usable)], strict=True)]
             return entries + ([Entry(-1, scores[-1])] if competes else []), []
         # The incumbent's full score (cached after step 1) is the first bound; in `paper` it does not
         # compete, and a method that cannot be selected must not decide who can.
-        incumbent, slices = await asyncio.gather(
-            self.score(current) if competes else _no_score(),
-            asyncio.gather(*(self.score(m, s.screen_size) for m in usable.values())),
-        )
+        slices = await all_of([*([self.score(current)] if competes else []),
+                               *(self.score(m, s.screen_size) for m in usable.values())])
+        incumbent = slices.pop(0) if competes else None
 
         async def full(indexes: Sequence[int]) -> list[Score]:
-            return list(await asyncio.gather(*(self.score(usable[i]) for i in indexes)))
+            return await all_of(self.score(usable[i]) for i in indexes)
 
         entries, screened = await screen(dict(zip(usable, slices, strict=True)), full,
                                          incumbent.failures if incumbent else None)
@@ -183,16 +191,15 @@ class Optimizer:
         state = LoopState(current=initial, best=initial,
                           dev_set={"size": len(self.split.dev), "hash": self.split.dev_hash()})
         for t in range(1, self.settings.steps + 1):
-            key = f"opt/{t}/record"
-            stored = self.run.state.read(key)
-            if stored is None:
+            replayed = stored_step(self.run.state, t, self.run.path)
+            if replayed is None:
                 record = await self.step(t, state)
-                self.run.state.set(key, record.to_dict())
+                self.run.state.set(step_key(t, "record"), record.to_dict())
                 self.run.events.emit("step_finished", step=t, selected=record.selected_label,
                                      score=score_to_dict(record.score) if record.score else None)
             else:
-                record = StepRecord.from_dict(stored, where=f"{self.run.path}: {key}")
-            self._report(t, "step_done", replayed=stored is not None)
+                record = replayed
+            self._report(t, "step_done", replayed=replayed is not None)
             self._advance(state, record)
             if self.on_step:
                 self.on_step(record)
@@ -241,10 +248,6 @@ class ScoreRecipe:
 
     def build(self, clients: Clients) -> Callable[[tuple[int, Seed]], Awaitable[ItemVerdict]]:
         return partial(_verdict, DevScorer(clients("evol"), self.rewrite, self.answer), self.method)
-
-
-async def _no_score() -> Score | None:
-    return None
 
 
 def _method_of(index: int, current: EvolvingMethod, candidates: Sequence[Candidate]) -> EvolvingMethod:

@@ -5,25 +5,49 @@ resume, so the stored form is a contract: it carries `version`, and `StepRecord.
 any other version with a `ResumeMismatchError` instead of guessing. Change the stored shape only
 together with `RECORD_VERSION`. Scores are stored with full float precision (not the rounded
 report form), so a replayed step compares methods exactly as the live step did.
+
+The keys the loop stores under are named here too (`step_key`, `score_key`), beside the readers that
+decode them (`stored_steps`, `stored_verdicts`), so the report reads what the loop wrote without
+knowing either the SQL or the key scheme. The keys are part of the contract: a run directory
+written before must still resume.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from autoevol.errors import ResumeMismatchError
 from autoevol.methods.method import EvolvingMethod
-from autoevol.optimization.propose import Candidate
-from autoevol.optimization.score import Score
+from autoevol.optimization.propose import Candidate, Trajectory
+from autoevol.optimization.score import ItemVerdict, Score
 from autoevol.optimization.select import Entry, Screened, sort_key
+
+if TYPE_CHECKING:
+    from autoevol.store.run import StateDB
 
 RECORD_VERSION = 2
 KEPT_INCUMBENT = "kept incumbent"
 NOTHING_SCORED = "none: no usable candidate, the current method carries on"
 
 Outcome = Literal["selected", "discarded", "screened_out", "higher_lambda", "lost_tie_break"]
+
+#: The unit phase of dev verdicts, one unit per (method, dev item).
+SCORE_PHASE = "score"
+#: What a step stores as it goes: its trajectory and candidates as soon as they exist, its record once finished.
+StepPart = Literal["trajectory", "candidates", "record"]
+
+
+def step_key(t: int, part: StepPart) -> str:
+    """The key/value name of one part of step `t` (counted from 1)."""
+    return f"opt/{t}/{part}"
+
+
+def score_key(method_id: str, seed_id: str) -> str:
+    """The unit key of one dev verdict: the method and the dev item decide it."""
+    return f"{SCORE_PHASE}|{method_id}|{seed_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +70,7 @@ class CandidateOutcome:
 class StepRecord:
     step: int
     batch: tuple[str, ...]  # seed ids of the minibatch
-    trajectory: tuple[dict[str, Any], ...]
+    trajectory: Trajectory
     candidates: tuple[Candidate, ...]
     screened_out: tuple[Screened, ...]
     scores: tuple[Entry, ...]  # full-dev scores only; index -1 is the incumbent
@@ -70,7 +94,7 @@ class StepRecord:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": RECORD_VERSION, "step": self.step, "batch": list(self.batch),
-            "trajectory": list(self.trajectory), "candidates": [c.to_dict() for c in self.candidates],
+            "trajectory": self.trajectory.to_dict(), "candidates": [c.to_dict() for c in self.candidates],
             "screened_out": [s.to_dict() for s in self.screened_out],
             "scores": {str(e.index): score_to_dict(e.score) for e in self.scores},
             "selected": self.selected, "method": self.method.to_dict(),
@@ -89,7 +113,7 @@ class StepRecord:
             )
         try:
             return cls(
-                step=data["step"], batch=tuple(data["batch"]), trajectory=tuple(data["trajectory"]),
+                step=data["step"], batch=tuple(data["batch"]), trajectory=Trajectory.from_dict(data["trajectory"]),
                 candidates=tuple(Candidate.from_dict(c) for c in data["candidates"]),
                 screened_out=tuple(Screened.from_dict(s) for s in data["screened_out"]),
                 scores=tuple(Entry(int(k), score_from_dict(v)) for k, v in data["scores"].items()),
@@ -102,6 +126,33 @@ class StepRecord:
             raise ResumeMismatchError(
                 f"{where} is damaged ({type(error).__name__}: {error}); start the run again in a new --out directory"
             ) from error
+
+
+def stored_step(state: StateDB, t: int, origin: object) -> StepRecord | None:
+    """Step `t`'s finished record, or None when the step has not finished; `origin` (the run
+    directory) names the record in the error a damaged or foreign one raises."""
+    key = step_key(t, "record")
+    stored = state.read(key)
+    return None if stored is None else StepRecord.from_dict(stored, where=f"{origin}: {key}")
+
+
+def stored_steps(state: StateDB, origin: object) -> list[StepRecord]:
+    """Every finished step's record, in step order (steps finish in order, so the first one
+    missing ends the list)."""
+    steps: list[StepRecord] = []
+    while (record := stored_step(state, len(steps) + 1, origin)) is not None:
+        steps.append(record)
+    return steps
+
+
+def stored_verdicts(state: StateDB) -> dict[str, dict[str, ItemVerdict]]:
+    """Every stored dev verdict: method id -> seed id -> verdict, dev items in dev order."""
+    verdicts: dict[str, dict[str, ItemVerdict]] = defaultdict(dict)
+    for key, payload in state.iter_keyed(SCORE_PHASE):
+        # Split as `score_key` joins: a seed id may hold "|", a method id (a hash) never does.
+        _, method_id, seed_id = key.split("|", 2)
+        verdicts[method_id][seed_id] = ItemVerdict.from_dict(payload)
+    return dict(verdicts)
 
 
 def score_to_dict(score: Score) -> dict[str, Any]:

@@ -5,6 +5,7 @@ failure rules. λ = failures / |dev|, reported with a 95 % Wilson interval.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,12 @@ class ItemVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ItemVerdict:
+        """Inverse of `to_dict` (a stored dev verdict); a missing key raises KeyError."""
+        return cls(data["seed_id"], data["failed"], data["category"], data["rule"], data["instruction"],
+                   data["response"])
 
 
 @dataclass(frozen=True, slots=True)

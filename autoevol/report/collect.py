@@ -8,15 +8,14 @@ one no summary) is simply absent.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autoevol.errors import ConfigError
-from autoevol.optimization.records import StepRecord
+from autoevol.evolution.units import stored_units
+from autoevol.optimization.records import StepRecord, stored_steps, stored_verdicts
+from autoevol.store.run import StateDB
 
 
 @dataclass(slots=True)
@@ -51,35 +50,17 @@ def _events(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _units(db: sqlite3.Connection, phase: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    for key, payload in db.execute("SELECT key, payload FROM units WHERE phase = ? ORDER BY round, seq", (phase,)):
-        yield key, json.loads(payload)
-
-
-def _kv(db: sqlite3.Connection, name: str) -> Any:
-    row = db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
-    return json.loads(row[0]) if row else None
-
-
-def _read_state(data: RunData, db: sqlite3.Connection) -> None:
-    for _, unit in _units(db, "evolve"):
-        row = unit["row"]
-        data.rounds.setdefault(row["round"], []).append(row)
-        if row["round"] == 1:
-            turns = unit["input_turns"]
-            data.seeds[row["seed_id"]] = next((t["content"] for t in turns if t["role"] == "user"), "")
-            answers = [t["content"] for t in turns if t["role"] == "assistant"]
-            if answers:
-                data.seed_responses[row["seed_id"]] = answers[-1]
-    verdicts: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for key, verdict in _units(db, "score"):
-        _, method_id, seed_id = key.split("|", 2)
-        verdicts[method_id][seed_id] = verdict
-    data.dev_verdicts = dict(verdicts)
-    t = 1
-    while (stored := _kv(db, f"opt/{t}/record")) is not None:
-        data.steps.append(StepRecord.from_dict(stored, where=f"{data.path}: opt/{t}/record"))
-        t += 1
+def _read_state(data: RunData, state: StateDB) -> None:
+    for unit in stored_units(state):
+        row = unit.row.to_dict()
+        data.rounds.setdefault(unit.row.round, []).append(row)
+        if unit.row.round == 1:
+            data.seeds[unit.row.seed_id] = unit.first_user
+            if (answer := unit.last_answer) is not None:
+                data.seed_responses[unit.row.seed_id] = answer
+    data.dev_verdicts = {method_id: {seed_id: verdict.to_dict() for seed_id, verdict in by_seed.items()}
+                         for method_id, by_seed in stored_verdicts(state).items()}
+    data.steps.extend(stored_steps(state, data.path))
 
 
 def _seeds_from_data(data: RunData) -> None:
@@ -111,7 +92,7 @@ def read_run(path: Path) -> RunData:
                    optimization=_json(path / "output" / "optimization.json"), events=_events(path / "events.jsonl"))
     state = path / "state.db"
     if state.exists():
-        db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+        db = StateDB.read_only(state)
         try:
             _read_state(data, db)
         finally:

@@ -15,6 +15,7 @@ match, unless the directory holds nothing computed yet (then the new configurati
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 from autoevol.config import config_hash
 from autoevol.errors import ConfigError, ResumeMismatchError
 from autoevol.files import atomic_write_text
-from autoevol.sqlite_util import GroupCommit, connect, migrate
+from autoevol.sqlite_util import GroupCommit, connect, migrate, transaction
 from autoevol.store.lock import RunLock
 
 SCHEMA_VERSION = 2
@@ -60,17 +61,47 @@ class StateDB:
 
     def __init__(self, path: Path) -> None:
         try:
-            self._db = connect(path)
-            migrate(self._db, MIGRATIONS)
+            db = connect(path)
+            migrate(db, MIGRATIONS)
         except sqlite3.DatabaseError as error:
             raise ResumeMismatchError(
                 f"{path} is not a readable autoevol state database ({error}); the run cannot be resumed: "
                 "use a new --out, or --overwrite to start this one afresh"
             ) from None
+        self._attach(db, path, writable=True)
+
+    @classmethod
+    def read_only(cls, path: Path) -> StateDB:
+        """The state of a run for readers (the report): no migration, no WAL switch, no write, so it
+        opens beside a run that is still writing, and a copy on a read-only disk. The file must
+        exist; a damaged one raises `sqlite3.DatabaseError` (at the latest, at the first read)."""
+        # A URI, because only a URI can say mode=ro; as_uri quotes a path holding "?", "#" or "%".
+        uri = path.resolve().as_uri()
+        db = _connect_read_only(f"{uri}?mode=ro")
+        try:
+            db.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.OperationalError:
+            db.close()
+            if os.access(path.parent, os.W_OK):
+                raise
+            # Even to read, a WAL database needs its index file (-shm), which SQLite cannot create on a
+            # read-only disk. Nothing can write there either, so the file is read as it stands.
+            db = _connect_read_only(f"{uri}?mode=ro&immutable=1")
+        state = cls.__new__(cls)
+        state._attach(db, path, writable=False)
+        return state
+
+    def _attach(self, db: sqlite3.Connection, path: Path, *, writable: bool) -> None:
+        self._db, self._path, self._writable = db, path, writable
         self._pending: list[tuple[str, str, int, int, str, float]] = []
         self._commit = GroupCommit(self.flush, self.COMMIT_WINDOW_S)
 
+    def _check_writable(self) -> None:
+        if not self._writable:
+            raise PermissionError(f"{self._path} was opened read-only (StateDB.read_only)")
+
     def put(self, key: str, *, phase: str, round: int, seq: int, payload: dict[str, Any]) -> None:
+        self._check_writable()
         self._commit.raise_pending()
         self._pending.append((key, phase, round, seq, json.dumps(payload, ensure_ascii=False), time.time()))
         self._commit.request()
@@ -82,13 +113,8 @@ class StateDB:
             return
         rows, self._pending = self._pending, []
         # Explicitly one transaction: the connection autocommits, which would be one per row.
-        self._db.execute("BEGIN")
-        try:
+        with transaction(self._db):
             self._db.executemany("INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?, ?, ?)", rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def get(self, key: str) -> dict[str, Any] | None:
         self.flush()
@@ -118,14 +144,19 @@ class StateDB:
 
     def iter_phase(self, phase: str, round: int | None = None) -> Iterator[dict[str, Any]]:
         """Payloads in (round, seq) order: the deterministic output order."""
+        for _, payload in self.iter_keyed(phase, round):
+            yield payload
+
+    def iter_keyed(self, phase: str, round: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(key, payload) in (round, seq) order, for readers whose unit names its subject only in its key."""
         self.flush()
-        sql = "SELECT payload FROM units WHERE phase = ?"
+        sql = "SELECT key, payload FROM units WHERE phase = ?"
         args: list[object] = [phase]
         if round is not None:
             sql += " AND round = ?"
             args.append(round)
-        for row in self._db.execute(sql + " ORDER BY round, seq", args):
-            yield json.loads(row[0])
+        for key, payload in self._db.execute(sql + " ORDER BY round, seq", args):
+            yield key, json.loads(payload)
 
     def count(self, phase: str, round: int | None = None, *, statuses: tuple[str, ...] | None = None) -> int:
         """Units of a phase (and round); with `statuses`, only rows whose status is one of them."""
@@ -141,8 +172,9 @@ class StateDB:
         return int(self._db.execute(sql, args).fetchone()[0])
 
     def set(self, name: str, value: Any) -> None:
+        self._check_writable()
         self.flush()
-        with self._db:
+        with transaction(self._db):
             self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (name, json.dumps(value, ensure_ascii=False)))
 
     def read(self, name: str, default: Any = None) -> Any:
@@ -155,6 +187,10 @@ class StateDB:
             self.flush()
         finally:
             self._db.close()
+
+
+def _connect_read_only(uri: str) -> sqlite3.Connection:
+    return sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False, isolation_level=None)
 
 
 class EventLog:
