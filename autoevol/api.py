@@ -145,13 +145,16 @@ def _write_report(run: RunDir) -> bool:
 
 def _chosen_by(methods: tuple[EvolvingMethod, ...]) -> str | None:
     """The optimizer recorded in a `best_method.json` lineage, when every method carries the same one."""
-    labels = set()
-    for method in methods:
-        lineage = method.metadata.get("lineage")
-        models = lineage.get("selected_on", {}).get("models", {}) if isinstance(lineage, Mapping) else {}
-        optimizer = models.get("optimizer") if isinstance(models, Mapping) else None
-        labels.add(optimizer.get("model") if isinstance(optimizer, Mapping) else None)
+    where = ("lineage", "selected_on", "models", "optimizer", "model")
+    labels = {_dig(method.metadata, where) for method in methods}
     return labels.pop() if len(labels) == 1 else None
+
+
+def _dig(value: object, keys: tuple[str, ...]) -> str | None:
+    """`value[k1][k2]...`, or None where the path ends early (a method file may come from anywhere)."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 async def evolve_async(
