@@ -5,6 +5,7 @@ keeps it), and `resume` forgot the run's `--export` formats (nothing recorded th
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from autoevol.errors import BudgetExhausted
 from autoevol.llm.spec import Roles, parse_model_spec
 from autoevol.methods import load_method
 from autoevol.report.collect import read_run
+from autoevol.store.manifest import Manifest
 from tests.support.optimize_script import Child, scripted_world, write_data
 
 PLAN = {"e0": [Child("a", 3), Child("b", 8)]}
@@ -67,3 +69,25 @@ async def test_a_resumed_run_keeps_its_exports(tmp_path: Path, again: tuple[str,
     summary = json.loads((out / "output" / "summary.json").read_text(encoding="utf-8"))
     assert summary["files"]["export_alpaca"] and result.summary["files"] == summary["files"]
     assert "export_sharegpt" not in summary["files"]
+
+
+async def test_a_resumed_run_started_without_exports_writes_none(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data.jsonl", 12)
+    out = tmp_path / "run"
+    world = scripted_world(PLAN)
+    with pytest.raises(BudgetExhausted):
+        await evolve_async(DataSource(data), methods=(load_method("initial"),), roles=roles(), out=out,
+                           settings=EvolveSettings(), exec_settings=ExecSettings(quiet=True, max_calls=6),
+                           backends=world.backends)
+    result = await resume_async(out, ExecSettings(quiet=True), backends=world.backends)
+    assert not list((out / "output").glob("evolved.*.jsonl"))
+    assert not [name for name in result.summary["files"] if name.startswith("export_")]
+
+
+def test_exports_are_not_part_of_the_configuration(tmp_path: Path) -> None:
+    data = write_data(tmp_path / "data.jsonl", 3)
+    plain = Manifest.new("evolve", DataSource(data), roles(), EvolveSettings(), methods=(load_method("initial"),))
+    exporting = replace(plain, exports=("alpaca", "sharegpt"))
+    assert exporting.config_hash == plain.config_hash
+    assert exporting.operational()["exports"] == ["alpaca", "sharegpt"]
+    assert replace(plain, evolve=EvolveSettings(rounds=2)).config_hash != plain.config_hash

@@ -1,6 +1,6 @@
 """The run directory: everything one `autoevol` run knows, in one place.
 
-    RUN/manifest.json   schema version, the fully resolved configuration and its hash (no secrets)
+    RUN/manifest.json   what the run is (store/manifest.py): configuration, its hash, status (no secrets)
     RUN/state.db        finished work units keyed by content, plus small key/value state (SQLite, WAL)
     RUN/events.jsonl    the event stream for machines (one JSON object per line)
     RUN/output/         final files, written atomically from state.db
