@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
@@ -17,7 +17,6 @@ from autoevol.errors import (
     BudgetExhausted,
     ConfigError,
     DataError,
-    ResumeMismatchError,
     TooManyErrors,
 )
 from autoevol.evolution.outputs import collector_paused, write_outputs
@@ -25,13 +24,16 @@ from autoevol.evolution.pipeline import RoundStats, evolve_dataset, stored_round
 from autoevol.evolution.steps import Models
 from autoevol.files import atomic_write_text
 from autoevol.llm.base import Backend
-from autoevol.llm.spec import ModelSpec, Roles
+from autoevol.llm.spec import Roles
 from autoevol.methods import load_method
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimization.job import OptimizeOutcome, build_optimizer, read_split, write_result
 from autoevol.optimization.records import StepRecord
-from autoevol.session import RowProgress, Session, close_executor, executor_for, run_session
+from autoevol.session import RowProgress, Session, close_executor, executor_for, manifest_for, run_session
+from autoevol.store.manifest import Manifest
 from autoevol.store.run import RunDir
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -143,13 +145,16 @@ def _write_report(run: RunDir) -> bool:
 
 def _chosen_by(methods: tuple[EvolvingMethod, ...]) -> str | None:
     """The optimizer recorded in a `best_method.json` lineage, when every method carries the same one."""
-    labels = set()
-    for method in methods:
-        lineage = method.metadata.get("lineage")
-        models = lineage.get("selected_on", {}).get("models", {}) if isinstance(lineage, Mapping) else {}
-        optimizer = models.get("optimizer") if isinstance(models, Mapping) else None
-        labels.add(optimizer.get("model") if isinstance(optimizer, Mapping) else None)
+    where = ("lineage", "selected_on", "models", "optimizer", "model")
+    labels = {_dig(method.metadata, where) for method in methods}
     return labels.pop() if len(labels) == 1 else None
+
+
+def _dig(value: object, keys: tuple[str, ...]) -> str | None:
+    """`value[k1][k2]...`, or None where the path ends early (a method file may come from anywhere)."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 async def evolve_async(
@@ -164,18 +169,23 @@ async def evolve_async(
 ) -> EvolveResult:
     """Evolve a dataset with a method (several: one picked per row and round) into `out`, resumably."""
     exec_settings = exec_settings or ExecSettings()
-    config = {"methods": [m.to_dict() for m in methods], "evolve": settings.model_dump(mode="json")}
+    manifest = manifest_for("evolve", source, roles, exec_settings, settings, methods=methods, backends=backends)
+    return await _evolving(manifest, out, exec_settings, backends)
 
+
+async def _evolving(
+    manifest: Manifest, out: Path, exec_settings: ExecSettings, backends: Mapping[str, Backend] | None
+) -> EvolveResult:
     async def body(s: Session) -> EvolveResult:
-        return await _evolve_phase(s, source, methods, settings, exec_settings)
+        return await _evolve_phase(s, manifest.source(), manifest.methods, manifest.evolve, exec_settings)
 
-    return await run_session("evolve", source, roles.resolved(), out, config, exec_settings, backends, body)
+    return await run_session(manifest, out, exec_settings, backends, body)
 
 
 async def _optimize_phase(
-    s: Session, source: DataSource, opt: OptimizeSettings, evo: EvolveSettings,
-    on_step: Callable[[StepRecord], None] | None, exec_settings: ExecSettings,
+    s: Session, manifest: Manifest, on_step: Callable[[StepRecord], None] | None, exec_settings: ExecSettings,
 ) -> OptimizeOutcome:
+    source, opt, evo = manifest.source(), manifest.optimize_settings(), manifest.evolve
     split = read_split(source, opt, evo.seed)
     s.run.events.emit("split", dev=[x.seed_id for x in split.dev], train=len(split.train),
                       dev_duplicates_left_out=split.dev_duplicates)
@@ -193,6 +203,47 @@ async def _optimize_phase(
     return replace(write_result(s.run, state, models, source.describe()), initial=initial)
 
 
+#: What an optimising command does once its method is found: `optimize` stops, `run` evolves with it.
+After = Callable[[Session, Manifest, ExecSettings, OptimizeOutcome], Awaitable[T]]
+
+
+async def _finish(
+    s: Session, manifest: Manifest, exec_settings: ExecSettings, outcome: OptimizeOutcome
+) -> OptimizeOutcome:
+    s.run.set_status("finished")
+    _write_report(s.run)
+    return outcome
+
+
+async def _evolve_with_best(
+    s: Session, manifest: Manifest, exec_settings: ExecSettings, outcome: OptimizeOutcome
+) -> EvolveResult:
+    return await _evolve_phase(s, manifest.source(), (outcome.best,), manifest.evolve, exec_settings, outcome)
+
+
+async def _optimizing(
+    manifest: Manifest, out: Path, exec_settings: ExecSettings, backends: Mapping[str, Backend] | None,
+    on_step: Callable[[StepRecord], None] | None, after: After[T],
+) -> T:
+    """The `optimize` and `run` commands: one session, the loop, then `after`."""
+    async def body(s: Session) -> T:
+        outcome = await _optimize_phase(s, manifest, on_step, exec_settings)
+        return await after(s, manifest, exec_settings, outcome)
+
+    return await run_session(manifest, out, exec_settings, backends, body)
+
+
+async def _optimize_command(
+    command: str, after: After[T], source: DataSource, roles: Roles, out: Path, settings: OptimizeSettings,
+    evolve_settings: EvolveSettings, exec_settings: ExecSettings | None, backends: Mapping[str, Backend] | None,
+    on_step: Callable[[StepRecord], None] | None,
+) -> T:
+    exec_settings = exec_settings or ExecSettings()
+    manifest = manifest_for(command, source, roles, exec_settings, evolve_settings, optimize=settings,
+                            backends=backends)
+    return await _optimizing(manifest, out, exec_settings, backends, on_step, after)
+
+
 async def optimize_async(
     source: DataSource,
     *,
@@ -205,16 +256,8 @@ async def optimize_async(
     on_step: Callable[[StepRecord], None] | None = None,
 ) -> OptimizeOutcome:
     """Search for the evolving method with the lowest dev failure rate; writes best_method.json."""
-    exec_settings = exec_settings or ExecSettings()
-    config = {"optimize": settings.model_dump(mode="json"), "evolve": evolve_settings.model_dump(mode="json")}
-
-    async def body(s: Session) -> OptimizeOutcome:
-        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step, exec_settings)
-        s.run.set_status("finished")
-        _write_report(s.run)
-        return outcome
-
-    return await run_session("optimize", source, roles.resolved(), out, config, exec_settings, backends, body)
+    return await _optimize_command("optimize", _finish, source, roles, out, settings, evolve_settings,
+                                   exec_settings, backends, on_step)
 
 
 async def run_async(
@@ -229,39 +272,27 @@ async def run_async(
     on_step: Callable[[StepRecord], None] | None = None,
 ) -> EvolveResult:
     """Optimise a method, then evolve the whole dataset with it: one resumable run."""
-    exec_settings = exec_settings or ExecSettings()
-    config = {"optimize": settings.model_dump(mode="json"), "evolve": evolve_settings.model_dump(mode="json")}
-
-    async def body(s: Session) -> EvolveResult:
-        outcome = await _optimize_phase(s, source, settings, evolve_settings, on_step, exec_settings)
-        return await _evolve_phase(s, source, (outcome.best,), evolve_settings, exec_settings, outcome)
-
-    return await run_session("run", source, roles.resolved(), out, config, exec_settings, backends, body)
+    return await _optimize_command("run", _evolve_with_best, source, roles, out, settings, evolve_settings,
+                                   exec_settings, backends, on_step)
 
 
 async def resume_async(
     run_dir: Path, exec_settings: ExecSettings | None = None, backends: Mapping[str, Backend] | None = None
 ) -> EvolveResult | OptimizeOutcome:
-    """Finish a run with exactly the configuration its manifest recorded (an `optimize` run gives its outcome)."""
-    manifest = RunDir.load_manifest(run_dir)
-    config, models = manifest["config"], manifest.get("operational", {}).get("models", {})
-    data = config["data"]
-    path = manifest.get("operational", {}).get("data", {}).get("path") or data.get("path")
-    if path is None:
-        raise ResumeMismatchError(f"{run_dir}/manifest.json does not say where the data file is")
-    source = DataSource(Path(path), schema=data["schema"], field=data["field"], id_field=data["id_field"],
-                        on_bad_row=data["on_bad_row"], limit=data["limit"], encoding=data.get("encoding"),
-                        split=data.get("split"))
-    roles = Roles.from_resolved({role: ModelSpec(**spec) for role, spec in models.items()})
-    evo = EvolveSettings(**config["evolve"])
-    if manifest["command"] == "evolve":
-        methods = tuple(EvolvingMethod.from_dict(m) for m in config["methods"])
-        return await evolve_async(source, methods=methods, settings=evo, roles=roles, out=run_dir,
-                                  exec_settings=exec_settings, backends=backends)
-    opt = OptimizeSettings(**config["optimize"])
-    call = optimize_async if manifest["command"] == "optimize" else run_async
-    return await call(source, settings=opt, evolve_settings=evo, roles=roles, out=run_dir,
-                      exec_settings=exec_settings, backends=backends)
+    """Finish a run with exactly the configuration its manifest recorded (an `optimize` run gives its outcome).
+
+    Output options recorded by the run (its exports) are kept; exports given here are added to them.
+    """
+    recorded = Manifest.load(run_dir)
+    exec_settings = exec_settings or ExecSettings()
+    exports = tuple(dict.fromkeys((*recorded.exports, *exec_settings.export)))
+    exec_settings = ExecSettings.model_validate(exec_settings.model_dump() | {"export": exports})
+    manifest = manifest_for(recorded.command, recorded.source(), recorded.roles(), exec_settings, recorded.evolve,
+                            optimize=recorded.optimize, methods=recorded.methods, backends=backends)
+    if manifest.command == "evolve":
+        return await _evolving(manifest, run_dir, exec_settings, backends)
+    after: After[EvolveResult | OptimizeOutcome] = _finish if manifest.command == "optimize" else _evolve_with_best
+    return await _optimizing(manifest, run_dir, exec_settings, backends, None, after)
 
 
 def push_to_hub(run_dir: Path, repo: str, *, private: bool = False) -> str:

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from autoevol._version import __version__
-from autoevol.config import ExecSettings
+from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
-from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, ResumeMismatchError, TooManyErrors
+from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, TooManyErrors
 from autoevol.evolution.pipeline import RoundStats
 from autoevol.executor import Executor, LocalExecutor
 from autoevol.home import cache_path
@@ -23,11 +22,15 @@ from autoevol.llm.base import Backend
 from autoevol.llm.cache import ResponseCache
 from autoevol.llm.client import LLM
 from autoevol.llm.pool import ModelPool
-from autoevol.llm.spec import ModelSpec
+from autoevol.llm.spec import ModelSpec, Roles
 from autoevol.llm.usage import Budget, UsageMeter
+from autoevol.methods.method import EvolvingMethod
 from autoevol.progress import ProgressView
 from autoevol.store.invocations import Invocations
+from autoevol.store.manifest import Manifest
 from autoevol.store.run import RunDir
+
+T = TypeVar("T")
 
 
 def open_pool(exec_settings: ExecSettings, *, use_cache: bool = True, meter: UsageMeter | None = None) -> ModelPool:
@@ -129,42 +132,18 @@ class RowProgress:
             )
 
 
-def _open_run(
-    out: Path, command: str, config: dict[str, Any], operational: dict[str, Any], source: DataSource, *,
-    overwrite: bool = False,
-) -> RunDir:
-    """`RunDir.open`, with a refusal that names the data file when its content is what changed."""
-    try:
-        return RunDir.open(out, command=command, config=config, operational=operational, overwrite=overwrite)
-    except ResumeMismatchError:
-        before = RunDir.load_manifest(out).get("config", {}).get("data", {}).get("sha256")
-        after = config["data"]["sha256"]
-        if before is None or before == after:
-            raise
-        raise ResumeMismatchError(
-            f"{out} cannot resume: the content of {source.path} changed since the run started (sha256 "
-            f"{before[:12]}… -> {after[:12]}…); restore the original data to resume, or use a new --out directory"
-        ) from None
-
-
 async def run_session(
-    command: str, source: DataSource, specs: dict[str, ModelSpec], out: Path, config: dict[str, Any],
-    exec_settings: ExecSettings, backends: Mapping[str, Backend] | None, body: Callable[[Session], Any],
-) -> Any:
+    manifest: Manifest, out: Path, exec_settings: ExecSettings, backends: Mapping[str, Backend] | None,
+    body: Callable[[Session], Awaitable[T]],
+) -> T:
     """Open the run directory, the model pool and the progress view, run `body`, and record how it
     ended (finished, stopped, failed or interrupted) on every way out."""
-    if not source.path.exists():
-        raise ConfigError(f"data file not found: {source.path}")
-    check_engine(exec_settings, backends)
-    config = {"autoevol": __version__, "data": source.identity(),
-              "models": {role: spec.semantic() for role, spec in specs.items()}, **config}
-    # The path is not part of the identity: the same bytes elsewhere (another node, a checkout) resume.
-    operational = {"data": {"path": str(source.path.resolve()), "detected": source.detected()},
-                   "models": {role: spec.model_dump(mode="json") for role, spec in specs.items()}}
-    run = _open_run(out, command, config, operational, source, overwrite=exec_settings.overwrite)
+    check_engine(exec_settings, backends)  # cheap, and the run directory must not be touched before it
+    run = RunDir.open(out, manifest, overwrite=exec_settings.overwrite)
+    specs = manifest.models.resolved()
     try:
         async with open_pool(exec_settings) as pool:
-            invocations = Invocations(run, command, pool.meter)
+            invocations = Invocations(run, manifest.command, pool.meter)
             invocations.save()  # listed even if killed before the first refresh (when the run has state)
             saver = asyncio.create_task(invocations.keep_saving())
             try:
@@ -172,22 +151,35 @@ async def run_session(
             finally:
                 saver.cancel()
                 # A status still "running" here means an exception we do not handle (Ctrl-C...).
-                status = run.manifest.get("status", "running")
+                status = run.manifest.status
                 invocations.save("interrupted" if status == "running" else status)
     finally:
         run.close()
 
 
+def manifest_for(
+    command: str, source: DataSource, roles: Roles, exec_settings: ExecSettings, evolve: EvolveSettings, *,
+    optimize: OptimizeSettings | None = None, methods: tuple[EvolvingMethod, ...] = (),
+    backends: Mapping[str, Backend] | None = None,
+) -> Manifest:
+    """The manifest of a run of `command` starting now (the data file must exist: it is fingerprinted)."""
+    if not source.path.exists():
+        raise ConfigError(f"data file not found: {source.path}")
+    check_engine(exec_settings, backends)  # a usage error is said before the data is hashed
+    return Manifest.new(command, source, roles, evolve, optimize=optimize, methods=methods,
+                        exports=tuple(exec_settings.export))
+
+
 async def _session_body(
     run: RunDir, pool: ModelPool, specs: dict[str, ModelSpec], exec_settings: ExecSettings,
-    backends: Mapping[str, Backend] | None, invocations: Invocations, body: Callable[[Session], Any],
-) -> Any:
+    backends: Mapping[str, Backend] | None, invocations: Invocations, body: Callable[[Session], Awaitable[T]],
+) -> T:
     with ProgressView(pool.meter, quiet=exec_settings.quiet, interval_s=exec_settings.progress_interval_s) as view:
         try:
             return await body(Session(run, pool, view, specs, backends or {}, invocations))
         except (BudgetExhausted, TooManyErrors) as error:
             await pool.drain()  # calls already sent finish and are counted before the stop is reported
-            run.set_status("stopped", reason=str(error))
+            run.set_status("stopped", str(error))
             run.events.emit("run_stopped", reason=str(error), usage=pool.meter.snapshot())
             if isinstance(error, BudgetExhausted):
                 raise BudgetExhausted(
@@ -197,6 +189,6 @@ async def _session_body(
             raise
         except AutoevolError as error:
             # Finished units stay in state.db: the same command resumes once the cause is fixed.
-            run.set_status("failed", reason=str(error))
+            run.set_status("failed", str(error))
             run.events.emit("run_failed", reason=str(error), usage=pool.meter.snapshot())
             raise

@@ -10,7 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,10 @@ from autoevol.errors import BudgetExhausted, ConfigError, DataError, ResumeMisma
 from autoevol.llm.fake import ScriptedBackend
 from autoevol.methods import load_method
 from autoevol.methods.method import EvolvingMethod
-from autoevol.store.run import SCHEMA_VERSION, RunDir, StateDB
+from autoevol.store.manifest import SCHEMA_VERSION, Manifest
+from autoevol.store.run import RunDir, StateDB
 from tests.fixtures.evolve_server import CLI, REPO, cli_env, fake_server, run_cli, write_seeds
+from tests.support.manifests import small_manifest
 from tests.test_evolve_pipeline import EVOL, Script, run, write_jsonl
 
 SEEDS = [{"id": f"r{i}", "instruction": f"Add {i} and {2 * i}", "output": str(3 * i)} for i in range(10)]
@@ -66,20 +68,20 @@ async def test_changed_configuration_refuses_to_resume_naming_the_field(tmp_path
 
 
 def test_run_dir_refuses_another_command_or_schema(tmp_path: Path) -> None:
-    config = {"evolve": {"rounds": 1}}
-    run_dir = RunDir.open(tmp_path / "run", command="evolve", config=config)
+    manifest = small_manifest(tmp_path / "seeds.jsonl")
+    run_dir = RunDir.open(tmp_path / "run", manifest)
     run_dir.state.put("evolve|m|s|1", phase="evolve", round=1, seq=0, payload={})
     run_dir.close()
     with pytest.raises(ResumeMismatchError, match="holds an `autoevol evolve` run, not `optimize`"):
-        RunDir.open(tmp_path / "run", command="optimize", config=config)
+        RunDir.open(tmp_path / "run", replace(manifest, command="optimize"))
     manifest_path = tmp_path / "run" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    assert (manifest["config_hash"], manifest["schema_version"]) == (config_hash(config), SCHEMA_VERSION)
-    manifest_path.write_text(json.dumps(manifest | {"schema_version": SCHEMA_VERSION + 1}))
+    recorded = json.loads(manifest_path.read_text())
+    assert (recorded["config_hash"], recorded["schema_version"]) == (config_hash(manifest.config()), SCHEMA_VERSION)
+    manifest_path.write_text(json.dumps(recorded | {"schema_version": SCHEMA_VERSION + 1}))
     with pytest.raises(ResumeMismatchError, match=f"run schema {SCHEMA_VERSION + 1}"):
-        RunDir.open(tmp_path / "run", command="evolve", config=config)
+        RunDir.open(tmp_path / "run", manifest)
     with pytest.raises(ResumeMismatchError, match="not an autoevol run directory"):
-        RunDir.load_manifest(tmp_path)
+        Manifest.load(tmp_path)
 
 
 async def test_a_run_that_computed_nothing_starts_over_with_a_new_configuration(tmp_path: Path) -> None:

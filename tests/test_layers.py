@@ -23,8 +23,8 @@ FLOORS: dict[str, int] = {
     # foundations
     "llm": 2, "config": 2, "methods": 2,
     # services
-    "prompts": 3, "data": 3, "engines": 3, "probe": 3, "store": 3,
-    "detect": 4, "quality": 4,
+    "prompts": 3, "data": 3, "engines": 3, "probe": 3,
+    "detect": 4, "quality": 4, "store": 4,  # store: the manifest records a DataSource
     # the paper's two phases, optimisation standing on evolution
     "evolution": 5,
     "optimization": 6,

@@ -31,7 +31,7 @@ from autoevol.llm.spec import parse_model_spec
 from autoevol.methods import load_method
 from autoevol.optimization.estimate import estimate
 from autoevol.optimization.job import OptimizeOutcome
-from autoevol.store.run import RunDir
+from autoevol.store.manifest import Manifest
 from autoevol.types import user
 from tests.support.optimize_script import FAIL_ANSWER, Child, World, scripted_world, tag, write_data
 
@@ -193,11 +193,11 @@ def test_paper_preset_returns_the_last_selected_method(data: Path, tmp_path: Pat
     assert outcome.best.id == steps[1]["candidates"][0]["method_id"]
     assert outcome.best.parent_id == steps[0]["candidates"][0]["method_id"]
     assert outcome.best_lambda == steps[1]["lambda"]
-    manifest = RunDir.load_manifest(tmp_path / "run")
-    assert manifest["config"]["optimize"] == paper.model_dump(mode="json")  # every resolved setting
-    assert manifest["config"]["optimize"]["incumbent_competes"] is False
-    assert manifest["config"]["optimize"]["return_best"] is False
-    assert manifest["config"]["evolve"]["rule_set"] == "none"  # the paper keeps every row of its final pass
+    manifest = Manifest.load(tmp_path / "run").config()
+    assert manifest["optimize"] == paper.model_dump(mode="json")  # every resolved setting
+    assert manifest["optimize"]["incumbent_competes"] is False
+    assert manifest["optimize"]["return_best"] is False
+    assert manifest["evolve"]["rule_set"] == "none"  # the paper keeps every row of its final pass
 
 
 def test_patience_stops_early(data: Path, tmp_path: Path) -> None:
@@ -295,8 +295,8 @@ def test_a_budget_stop_is_resumable_without_paying_twice(
     first = scripted_world(plan)
     with pytest.raises(BudgetExhausted):
         optimize(data, tmp_path / "run", first, opt, max_calls=max_calls)
-    manifest = RunDir.load_manifest(tmp_path / "run")
-    assert manifest["status"] == "stopped" and "budget" in manifest["reason"]
+    stopped = Manifest.load(tmp_path / "run")
+    assert stopped.status == "stopped" and "budget" in (stopped.reason or "")
     paid_first = first.evol.calls + first.optimizer.calls
     assert max_calls <= paid_first < total
     assert not (tmp_path / "run" / "output" / "best_method.json").exists()
@@ -305,7 +305,7 @@ def test_a_budget_stop_is_resumable_without_paying_twice(
     outcome = optimize(data, tmp_path / "run", second, opt, max_calls=10_000)
     paid_second = second.evol.calls + second.optimizer.calls
     assert paid_first + paid_second == total  # nothing paid twice
-    assert RunDir.load_manifest(tmp_path / "run")["status"] == "finished"
+    assert Manifest.load(tmp_path / "run").status == "finished"
     assert outcome.best.id == expected.best.id
     assert report(tmp_path / "run")["steps"] == report(tmp_path / "reference")["steps"]
 

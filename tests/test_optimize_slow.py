@@ -18,7 +18,7 @@ from autoevol.api import Roles, optimize_async
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
 from autoevol.data.source import DataSource
 from autoevol.llm.spec import parse_model_spec
-from autoevol.store.run import RunDir
+from autoevol.store.manifest import Manifest
 
 QUESTIONS = [
     "Tom has 5 apples and buys 3 more. How many apples does he have?",
@@ -51,7 +51,7 @@ def test_one_step_on_the_embedded_model(tmp_path: Path, bundled_model: Path) -> 
         kv = dict(db.execute("SELECT name, value FROM kv WHERE name IN ('opt/1/record', 'opt/1/trajectory')"))
     record, trajectory = json.loads(kv["opt/1/record"]), json.loads(kv["opt/1/trajectory"])
     assert len(trajectory) == 2
-    assert RunDir.load_manifest(run)["status"] == "finished"
+    assert Manifest.load(run).status == "finished"
     candidates = record["candidates"]
     assert [c["index"] for c in candidates] == [0, 1]
     for candidate in candidates:

@@ -13,12 +13,14 @@ import pytest
 from autoevol.errors import RunLockedError
 from autoevol.store.run import RunDir
 from tests.fixtures.evolve_server import REPO
+from tests.support.manifests import small_manifest
 
 HOLD = """
 import sys, time
 from pathlib import Path
 from autoevol.store.run import RunDir
-run = RunDir.open(Path(sys.argv[1]), command="evolve", config={"x": 1})
+from tests.support.manifests import small_manifest
+run = RunDir.open(Path(sys.argv[1]), small_manifest(Path(sys.argv[1]).parent / "seeds.jsonl"))
 print("HOLDING", flush=True)
 time.sleep(120)
 """
@@ -35,17 +37,17 @@ def test_a_second_process_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path
     holder = hold(run)
     try:
         with pytest.raises(RunLockedError, match=f"in use by another autoevol process \\(PID {holder.pid}\\)"):
-            RunDir.open(run, command="evolve", config={"x": 1})
+            RunDir.open(run, small_manifest(tmp_path / "seeds.jsonl"))
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
-    reopened = RunDir.open(run, command="evolve", config={"x": 1})
+    reopened = RunDir.open(run, small_manifest(tmp_path / "seeds.jsonl"))
     reopened.close()
 
 
 def test_closing_a_run_releases_it_within_one_process(tmp_path: Path) -> None:
-    first = RunDir.open(tmp_path / "run", command="evolve", config={"x": 1})
+    first = RunDir.open(tmp_path / "run", small_manifest(tmp_path / "seeds.jsonl"))
     with pytest.raises(RunLockedError):
-        RunDir.open(tmp_path / "run", command="evolve", config={"x": 1})
+        RunDir.open(tmp_path / "run", small_manifest(tmp_path / "seeds.jsonl"))
     first.close()
-    RunDir.open(tmp_path / "run", command="evolve", config={"x": 1}).close()
+    RunDir.open(tmp_path / "run", small_manifest(tmp_path / "seeds.jsonl")).close()

@@ -92,7 +92,7 @@ def optimisation(run: RunData) -> dict[str, Any] | None:
     from autoevol.methods import load_method
     from autoevol.methods.method import EvolvingMethod
 
-    initial = run.manifest.get("config", {}).get("optimize", {}).get("initial_method", "initial")
+    initial = run.manifest.optimize.initial_method if run.manifest.optimize is not None else "initial"
     try:
         parent: EvolvingMethod = load_method(initial)
     except Exception:  # a method file that moved: diff the first step against nothing
@@ -197,11 +197,12 @@ def usage(run: RunData) -> dict[str, Any]:
 
 def context(run: RunData, *, benchmarks: Sequence[Benchmark] | None = None,
             tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    config = run.manifest.get("config", {})
+    manifest = run.manifest
+    config = manifest.config()
     return {
-        "run": {"path": str(run.path), "command": run.manifest.get("command"), "status": run.manifest.get("status"),
-                "reason": run.manifest.get("reason"), "created_at": run.manifest.get("created_at"),
-                "data": config.get("data", {}), "models": config.get("models", {}),
+        "run": {"path": str(run.path), "command": manifest.command, "status": manifest.status,
+                "reason": manifest.reason, "created_at": manifest.created_at,
+                "data": config["data"], "models": config["models"],
                 "training_rows": (run.summary or {}).get("training_rows")},
         "optimisation": optimisation(run),
         "evolution": evolution(run),

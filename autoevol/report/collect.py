@@ -8,20 +8,21 @@ one no summary) is simply absent.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from autoevol.errors import ConfigError
+from autoevol.errors import ConfigError, ResumeMismatchError
 from autoevol.evolution.units import stored_units
 from autoevol.optimization.records import StepRecord, stored_steps, stored_verdicts
+from autoevol.store.manifest import Manifest
 from autoevol.store.run import StateDB
 
 
 @dataclass(slots=True)
 class RunData:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     summary: dict[str, Any] | None = None
     optimization: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -65,29 +66,18 @@ def _read_state(data: RunData, state: StateDB) -> None:
 
 def _seeds_from_data(data: RunData) -> None:
     """Dev items of an optimise-only run are not in any evolve unit: read them from the data file."""
-    from itertools import islice
-
-    from autoevol.data.readers import iter_seeds
-    from autoevol.data.records import Seed
-
-    config = data.manifest.get("config", {}).get("data", {})
-    path = Path(config.get("path", ""))
-    if not path.is_file():
-        return
     try:
-        rows = iter_seeds(path, schema=config.get("schema", "auto"), field=config.get("field"),
-                          id_field=config.get("id_field"), on_bad_row="skip")
-        for seed in islice(rows, config.get("limit")):
-            if isinstance(seed, Seed):
-                data.seeds.setdefault(seed.seed_id, seed.instruction)
+        for seed in replace(data.manifest.source(), on_bad_row="skip").seeds():
+            data.seeds.setdefault(seed.seed_id, seed.instruction)
     except Exception:  # the report must not fail because the data file moved or changed
         return
 
 
 def read_run(path: Path) -> RunData:
-    manifest = _json(path / "manifest.json")
-    if not isinstance(manifest, dict):
-        raise ConfigError(f"{path} is not an autoevol run directory (no readable manifest.json)")
+    try:
+        manifest = Manifest.load(path)
+    except ResumeMismatchError as error:
+        raise ConfigError(f"{path} is not a readable autoevol run directory ({error})") from None
     data = RunData(path=path, manifest=manifest, summary=_json(path / "output" / "summary.json"),
                    optimization=_json(path / "output" / "optimization.json"), events=_events(path / "events.jsonl"))
     state = path / "state.db"

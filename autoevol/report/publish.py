@@ -1,8 +1,8 @@
 """Push a finished run's training set to the Hugging Face Hub as a dataset repository.
 
 What goes up is `output/evolved.parquet`, as `data/train-00000-of-00001.parquet` (the file layout
-`datasets.load_dataset` reads as the train split), and a dataset card written from the run's
-`manifest.json`, `summary.json` and `best_method.json`. Nothing else leaves the machine: no base
+`datasets.load_dataset` reads as the train split), and a dataset card (`templates/dataset_card.md.j2`)
+written from the run's manifest, `summary.json` and `best_method.json`. Nothing else leaves the machine: no base
 URL, no local path, no key. The token comes only from `HF_TOKEN`, the endpoint from `HF_ENDPOINT`
 (default: the public Hub), and neither is written anywhere; error messages are built from status
 codes and have the token replaced should a server echo it back.
@@ -19,8 +19,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from autoevol.errors import ConfigError, HubPushError
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template
+
+from autoevol.errors import ConfigError, HubPushError, ResumeMismatchError
 from autoevol.redact import redact
+from autoevol.store.manifest import Manifest
 
 PARQUET_IN_REPO = "data/train-00000-of-00001.parquet"
 TOKEN_ENV = "HF_TOKEN"
@@ -55,7 +58,10 @@ def push_run(run_dir: Path, repo: str, *, private: bool = False) -> str:
     Returns the repository's URL. Raises `HubPushError` with one redacted line when the Hub says no.
     """
     token = check_push(repo)
-    status = _json(run_dir / "manifest.json").get("status")
+    try:
+        status: str | None = Manifest.load(run_dir).status
+    except ResumeMismatchError:
+        status = None
     if status != "finished":
         raise ConfigError(f"{run_dir} is not a finished run (status {status or 'unknown'}): "
                           f"`autoevol resume {run_dir}` first")
@@ -105,73 +111,34 @@ def _json(path: Path) -> dict[str, Any]:
 
 def dataset_card(run_dir: Path) -> str:
     """The README.md of the pushed dataset: what made it, with which method and models, and its counts."""
-    manifest = _json(run_dir / "manifest.json")
+    manifest = Manifest.load(run_dir)
     summary = _json(run_dir / "output" / "summary.json")
     best = _json(run_dir / "output" / "best_method.json")
-    config = manifest.get("config", {})
-    methods = config.get("methods") or ([best] if best else [])
+    # The method the rows were written with: the optimised one, else the first one given.
+    methods = [method.to_dict() for method in manifest.methods] or ([best] if best else [])
     method = best or (methods[0] if methods else {})
     method_id = method.get("id", "unknown")
     best_lambda = (best.get("lineage") or {}).get("best_lambda")
-    dev = (f"dev failure rate λ = {best_lambda:.3f} (lower is better), measured by this run's optimisation"
-           if isinstance(best_lambda, int | float) else "dev λ: not measured in this run (the method was given)")
-    # Model names only: a spec's base URL may be a private host and says nothing about the data.
-    models = {role: spec.get("model") for role, spec in (config.get("models") or {}).items() if isinstance(spec, dict)}
-    evolve = config.get("evolve") or {}
     rounds = summary.get("rounds") or []
-    round_lines = "\n".join(
-        f"| {r.get('round')} | {r.get('inputs')} | {r.get('accepted')} | {r.get('rejected')} | {r.get('failed')} |"
-        for r in rounds
-    )
-    model_lines = "\n".join(f"- {role}: `{name}`" for role, name in models.items() if name)
-    other = [m.get("id") for m in methods if m.get("id") and m.get("id") != method_id]
-    also = f" (and, picked per row: {', '.join(f'`{i}`' for i in other)})" if other else ""
-    return f"""---
-tags:
-- autoevol
-- evol-instruct
-- synthetic
-task_categories:
-- text-generation
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/train-*
----
+    values = {
+        "command": manifest.command, "version": manifest.version,
+        "method_id": method_id, "method_name": method.get("name"),
+        "others": [m["id"] for m in methods if m.get("id") and m["id"] != method_id],
+        "best_lambda": best_lambda if isinstance(best_lambda, int | float) else None,
+        "rounds": manifest.evolve.rounds, "mix": summary.get("mix", manifest.evolve.mix),
+        "rule_set": manifest.evolve.rule_set,
+        # Model names only: a spec's base URL may be a private host and says nothing about the data.
+        "models": [(role, spec.label) for role, spec in manifest.roles().resolved().items()],
+        "round_rows": [{name: r.get(name) for name in ("round", "inputs", "accepted", "rejected", "failed")}
+                       for r in rounds],
+        "training_rows": summary.get("training_rows", "?"),
+        "rejected_rows": summary.get("rejected_or_failed_rows", "?"),
+    }
+    return _card_template().render(**values)
 
-# Evolved instruction data (autoevol)
 
-This dataset was written by [autoevol](https://pypi.org/project/autoevol/), an implementation of
-Auto Evol-Instruct: seed instructions are rewritten into harder versions by an LLM following an
-*evolving method* (a prompt that an optimiser improves until few rewrites fail), each rewrite is
-answered, and rewrites that fail the run's rules are dropped. The rows here are the ones kept.
-
-## How it was made
-
-- command: `{manifest.get("command", "?")}` (autoevol {config.get("autoevol", "?")})
-- evolving method: `{method_id}`{f" ({method['name']})" if method.get("name") else ""}{also}
-- {dev}
-- rounds: {evolve.get("rounds", len(rounds))}, mix `{summary.get("mix", evolve.get("mix", "?"))}`, \
-failure rules `{evolve.get("rule_set", "?")}`
-{model_lines}
-
-Rows per round of evolution:
-
-| round | in | accepted | rejected | failed |
-|---|---|---|---|---|
-{round_lines}
-
-Training rows: **{summary.get("training_rows", "?")}**; rejected or failed rows (not included):
-{summary.get("rejected_or_failed_rows", "?")}.
-
-## Fields
-
-- `messages`: the evolved instruction and its answer as a chat (`user`, `assistant`), ready for SFT
-- `instruction`, `response`: the same pair as plain text
-- `id` (`SEED#rN`), `seed_id`, `round`, `parent_id`, `parent_instruction`: lineage, from the seed
-  row through each round's rewrite
-- `method_id`, `evol_model`, `responder_model`: what wrote the row
-- `status`: always `accepted`, the failure fields empty; round 0 rows are seeds kept by a `+seed` mix
-- `meta`: the seed row's other columns, carried through unchanged
-"""
+def _card_template() -> Template:
+    # Markdown, not HTML: nothing to escape, and the card must keep its exact bytes (and final newline).
+    env = Environment(loader=PackageLoader("autoevol.report", "templates"), autoescape=False,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    return env.get_template("dataset_card.md.j2")

@@ -1,6 +1,6 @@
 """The run directory: everything one `autoevol` run knows, in one place.
 
-    RUN/manifest.json   schema version, the fully resolved configuration and its hash (no secrets)
+    RUN/manifest.json   what the run is (store/manifest.py): configuration, its hash, status (no secrets)
     RUN/state.db        finished work units keyed by content, plus small key/value state (SQLite, WAL)
     RUN/events.jsonl    the event stream for machines (one JSON object per line)
     RUN/output/         final files, written atomically from state.db
@@ -19,16 +19,17 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from autoevol.config import config_hash
 from autoevol.errors import ConfigError, ResumeMismatchError
 from autoevol.files import atomic_write_text
 from autoevol.sqlite_util import GroupCommit, connect, migrate, transaction
 from autoevol.store.lock import RunLock
+from autoevol.store.manifest import SCHEMA_VERSION as SCHEMA_VERSION
+from autoevol.store.manifest import Manifest
 
-SCHEMA_VERSION = 2
 #: Bound parameters per `IN (...)` query: under SQLite's historical limit of 999.
 _KEYS_PER_QUERY = 500
 
@@ -209,7 +210,7 @@ class EventLog:
 
 
 class RunDir:
-    def __init__(self, path: Path, manifest: dict[str, Any], lock: RunLock | None = None) -> None:
+    def __init__(self, path: Path, manifest: Manifest, lock: RunLock | None = None) -> None:
         self.path = path
         self.manifest = manifest
         self._lock = lock
@@ -219,16 +220,13 @@ class RunDir:
         self.output.mkdir(exist_ok=True)
 
     @classmethod
-    def open(
-        cls, path: Path, *, command: str, config: dict[str, Any], operational: dict[str, Any] | None = None,
-        overwrite: bool = False,
-    ) -> RunDir:
+    def open(cls, path: Path, manifest: Manifest, *, overwrite: bool = False) -> RunDir:
         """Create a run directory, or reopen it for resume if its configuration matches.
 
-        `operational` (endpoint concurrency, timeouts...) is recorded for `autoevol resume` but not
-        hashed: it may change between a run and its resume. `overwrite` starts afresh, removing only
-        files autoevol writes; a directory that is not a run directory is never written into
-        over the user's own files.
+        The manifest's operational half (endpoint concurrency, timeouts, exports...) is recorded for
+        `autoevol resume` but not hashed: it may change between a run and its resume. `overwrite`
+        starts afresh, removing only files autoevol writes; a directory that is not a run directory
+        is never written into over the user's own files.
         """
         _check_out(path, overwrite)
         path.mkdir(parents=True, exist_ok=True)
@@ -236,57 +234,28 @@ class RunDir:
         try:
             if overwrite:
                 _remove_run_files(path)
-            return cls._open_locked(path, lock, command, config, operational)
+            return cls._open_locked(path, lock, manifest)
         except BaseException:
             lock.release()
             raise
 
     @classmethod
-    def _open_locked(
-        cls, path: Path, lock: RunLock, command: str, config: dict[str, Any], operational: dict[str, Any] | None
-    ) -> RunDir:
-        manifest_path = path / "manifest.json"
-        digest = config_hash(config)
-        if manifest_path.exists() and not _nothing_computed(path):
-            manifest = RunDir.load_manifest(path)
-            _check_resumable(path, manifest, command, config, digest)
-            run = cls(path, manifest, lock)
-            run.set_status("running", operational=operational or manifest.get("operational", {}))
-            return run
+    def _open_locked(cls, path: Path, lock: RunLock, manifest: Manifest) -> RunDir:
+        if (path / "manifest.json").exists() and not _nothing_computed(path):
+            before = Manifest.load(path)
+            _check_resumable(path, before, manifest)
+            # Same configuration: the run keeps its birth date and last reason, takes the new operational half.
+            manifest = replace(manifest, created_at=before.created_at, reason=before.reason)
         # New, or an attempt that stopped before computing anything (a typo, an empty file): a changed
         # configuration has nothing to invalidate, so it simply starts over.
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "command": command,
-            "config_hash": digest,
-            "config": config,
-            "operational": operational or {},
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "status": "running",
-        }
-        atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
-        return cls(path, manifest, lock)
+        run = cls(path, manifest, lock)
+        run.set_status("running")
+        return run
 
-    @staticmethod
-    def load_manifest(path: Path) -> dict[str, Any]:
-        manifest_path = path / "manifest.json"
-        if not manifest_path.exists():
-            raise ResumeMismatchError(f"{path} is not an autoevol run directory (no manifest.json)")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as error:
-            manifest = error
-        if not isinstance(manifest, dict):
-            raise ResumeMismatchError(
-                f"{manifest_path} is damaged (not a JSON object); the run cannot be resumed: "
-                "use a new --out, or --overwrite to start this one afresh"
-            )
-        return manifest
-
-    def set_status(self, status: str, **extra: Any) -> None:
-        self.manifest = self.manifest | {"status": status, **extra}
-        text = json.dumps(self.manifest, indent=2, ensure_ascii=False, default=str) + "\n"
-        atomic_write_text(self.path / "manifest.json", text)
+    def set_status(self, status: str, reason: str | None = None) -> None:
+        """Record how the run stands, rewriting manifest.json atomically."""
+        self.manifest = self.manifest.with_status(status, reason)
+        atomic_write_text(self.path / "manifest.json", self.manifest.to_json())
 
     def close(self) -> None:
         self.state.close()
@@ -341,19 +310,20 @@ def _nothing_computed(path: Path) -> bool:
         state.close()
 
 
-def _check_resumable(path: Path, manifest: dict[str, Any], command: str, config: dict[str, Any], digest: str) -> None:
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ResumeMismatchError(
-            f"{path} was written by run schema {manifest.get('schema_version')}, this autoevol uses "
-            f"{SCHEMA_VERSION}; start a new run directory"
-        )
-    if manifest.get("command") != command:
-        raise ResumeMismatchError(f"{path} holds an `autoevol {manifest.get('command')}` run, not `{command}`")
-    if manifest.get("config_hash") == digest:
+def _check_resumable(path: Path, before: Manifest, after: Manifest) -> None:
+    if before.command != after.command:
+        raise ResumeMismatchError(f"{path} holds an `autoevol {before.command}` run, not `{after.command}`")
+    if before.config_hash == after.config_hash:
         return
-    before, after = _flatten(manifest.get("config", {})), _flatten(config)
-    names = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
-    changes = [_describe_change(name, before.get(name), after.get(name)) for name in names]
+    old, new = before.data.sha256, after.data.sha256
+    if old != new:
+        raise ResumeMismatchError(
+            f"{path} cannot resume: the content of {after.data.path} changed since the run started (sha256 "
+            f"{old[:12]}… -> {new[:12]}…); restore the original data to resume, or use a new --out directory"
+        )
+    was, now = _flatten(before.config()), _flatten(after.config())
+    names = sorted(name for name in was.keys() | now.keys() if was.get(name) != now.get(name))
+    changes = [_describe_change(name, was.get(name), now.get(name)) for name in names]
     raise ResumeMismatchError(
         f"{path} was started with a different configuration (changed: {', '.join(changes) or 'unknown'}); "
         "use the original settings to resume, or a new --out directory"
