@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -25,6 +25,18 @@ S = TypeVar("S", bound=BaseModel)
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Fields added after run schema 2: each enters the hash only when it differs from its default,
+    #: so a run directory written before the field existed still hashes to what it recorded.
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def hashed(self) -> dict[str, Any]:
+        """The settings as a run's manifest hashes them (every field, late ones only when set)."""
+        dumped = self.model_dump(mode="json")
+        for name in self.LATE_FIELDS:
+            if getattr(self, name) == type(self).model_fields[name].default:
+                dumped.pop(name)
+        return dumped
 
 
 class EvolveSettings(_Frozen):

@@ -123,8 +123,8 @@ class Manifest:
         if self.command == "evolve":
             config["methods"] = [method.to_dict() for method in self.methods]
         elif self.optimize is not None:
-            config["optimize"] = self.optimize.model_dump(mode="json")
-        return config | {"evolve": self.evolve.model_dump(mode="json")}
+            config["optimize"] = self.optimize.hashed()
+        return config | {"evolve": self.evolve.hashed()}
 
     def operational(self) -> dict[str, Any]:
         """The unhashed half: free to change between a run and its resume."""
