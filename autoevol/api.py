@@ -29,7 +29,7 @@ from autoevol.methods import load_method
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimization.job import OptimizeOutcome, build_optimizer, read_split, write_result
 from autoevol.optimization.records import StepRecord
-from autoevol.session import RowProgress, Session, close_executor, executor_for, manifest_for, run_session
+from autoevol.session import RowProgress, Session, executor_for, manifest_for, run_session
 from autoevol.store.manifest import Manifest
 from autoevol.store.run import RunDir
 
@@ -91,7 +91,7 @@ async def _evolve_phase(
                           exec_settings.export)
         raise
     finally:
-        await close_executor(executor)
+        await executor.aclose()
     s.view.start("writing outputs and the report", None, unit="")  # seconds on a big run: still alive
     with collector_paused():
         summary = write_outputs(s.run, settings, stats, _run_extra(s, ticker, extra, "finished"),
@@ -198,7 +198,7 @@ async def _optimize_phase(
         state = await optimizer.run_loop(initial)
     finally:
         if optimizer.executor is not None:
-            await close_executor(optimizer.executor)
+            await optimizer.executor.aclose()
     models = {role: spec.semantic() for role, spec in s.specs.items()}
     return replace(write_result(s.run, state, models, source.describe()), initial=initial)
 

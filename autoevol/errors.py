@@ -79,6 +79,9 @@ class BackendError(AutoevolError):
 
     exit_code = 6
     retryable = False
+    #: Attempts made before giving up, when an endpoint gave up (set by `llm.endpoint`); None for a
+    #: failure of the first and only try.
+    attempts: int | None = None
 
 
 class TransportError(BackendError):

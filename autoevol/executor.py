@@ -55,6 +55,10 @@ class Executor(Protocol):
         self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], on_result: Callable[[T, R], None]
     ) -> None: ...
 
+    async def aclose(self) -> None:
+        """Release what the engine holds (actors, connections); the local engine holds nothing."""
+        ...
+
 
 class LocalExecutor:
     def __init__(self, workers: int = 64) -> None:
@@ -78,6 +82,9 @@ class LocalExecutor:
                     group.create_task(worker())
         except BaseExceptionGroup as group_error:
             raise first_cause(group_error) from None
+
+    async def aclose(self) -> None:
+        return None
 
 
 def first_cause(group: BaseExceptionGroup) -> BaseException:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from autoevol.config import EvolveSettings, ExecSettings, OptimizeSettings
+from autoevol.data.records import OutputRow
 from autoevol.data.source import DataSource
 from autoevol.errors import AutoevolError, BudgetExhausted, ConfigError, TooManyErrors
 from autoevol.evolution.pipeline import RoundStats
@@ -69,12 +70,6 @@ def check_engine(exec_settings: ExecSettings, backends: Mapping[str, Backend] | 
     import_ray()
 
 
-async def close_executor(executor: Executor) -> None:
-    close = getattr(executor, "aclose", None)
-    if close is not None:
-        await close()
-
-
 @dataclass(slots=True)
 class Session:
     """One run directory + one model pool + one progress view, torn down the same way every time."""
@@ -118,7 +113,7 @@ class RowProgress:
             out[round_] = {"seconds": round(end - start, 2), "usage": usage}
         return out
 
-    def row(self, row: Any) -> None:
+    def row(self, row: OutputRow) -> None:
         self.done += 1
         self.s.view.advance(row.status, row.failure_category)
         now = time.monotonic()

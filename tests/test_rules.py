@@ -156,11 +156,11 @@ def test_elimination_prompt_leakage() -> None:
 
 
 def test_the_judge_is_not_a_rule_of_detect() -> None:
-    # W1 is a separate LLM call judged by parse_equal_judgement; detect only warns about the old keyword.
+    # W1 is a separate LLM call judged by parse_equal_judgement, never a keyword of detect.
     assert "no_information_gain" not in RULES
     assert all("no_information_gain" not in rs.rules for rs in RULE_SETS.values())
-    with pytest.warns(DeprecationWarning, match="parse_equal_judgement"):
-        assert detect(GOOD, rule_set="elimination", parsed=PARSED_OK, judge_reply="Equal") == OK
+    with pytest.raises(TypeError):
+        detect(GOOD, rule_set="elimination", parsed=PARSED_OK, judge_reply="Equal")  # type: ignore[call-arg]
 
 
 EQUAL = Verdict(True, "no_information_gain", "judge_equal")

@@ -32,7 +32,7 @@ def guarded(fn: Callable[[], T], *, resumable: bool = True) -> T:
         if os.environ.get("AUTOEVOL_DEBUG"):
             raise
         message = str(error)
-        if resumable and isinstance(error, BackendError) and getattr(error, "attempts", None) is not None:
+        if resumable and isinstance(error, BackendError) and error.attempts is not None:
             message += "; finished work is kept: run the same command again to resume"
         typer.secho(f"error: {message}", fg="red", err=True)
         raise typer.Exit(error.exit_code) from None

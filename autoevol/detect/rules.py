@@ -26,7 +26,6 @@ What each rule set checks, and what it cannot see in non-English text: docs/fail
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -354,20 +353,9 @@ def detect(
     *,
     rule_set: str | RuleSet,
     parsed: ParseResult | None = None,
-    judge_reply: str | None = None,
     count_parse_failures: bool | None = None,
 ) -> Verdict:
-    """The first failing rule's verdict, or OK. `count_parse_failures` overrides the set's default.
-
-    `judge_reply` is accepted for old callers and ignored (with a DeprecationWarning): judge the
-    reply with `parse_equal_judgement` instead.
-    """
-    if judge_reply is not None:
-        warnings.warn(
-            "detect(judge_reply=...) is ignored; call parse_equal_judgement(reply) instead",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+    """The first failing rule's verdict, or OK. `count_parse_failures` overrides the set's default."""
     if isinstance(rule_set, str):
         if rule_set not in RULE_SETS:
             raise ValueError(f"unknown rule set {rule_set!r}; choose from {', '.join(RULE_SETS)}")

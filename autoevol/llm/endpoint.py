@@ -243,5 +243,5 @@ def _gave_up(error: BackendError, attempts: int, where: str, why: str = "") -> B
     """`error`, its message saying how many attempts were made and where (same type, same retry hints)."""
     plural = "s" if attempts > 1 else ""
     error.args = (f"{error} (gave up after {attempts} attempt{plural} at {where}{'; ' + why if why else ''})",)
-    error.attempts = attempts  # type: ignore[attr-defined]
+    error.attempts = attempts
     return error
