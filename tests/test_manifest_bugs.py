@@ -32,23 +32,25 @@ def lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-async def test_the_report_of_an_optimize_run_shows_every_seed_text(tmp_path: Path) -> None:
+async def _optimize_run(tmp_path: Path) -> Path:
+    """A finished one-step `optimize` run on 30 seeds in `tmp_path/run`; returns its data file."""
     data = write_data(tmp_path / "data.jsonl", 30)
     await optimize_async(DataSource(data), roles=roles(), out=tmp_path / "run",
                          settings=OptimizeSettings(dev_size=10, batch_size=3, steps=1, candidates=2),
                          evolve_settings=EvolveSettings(), exec_settings=ExecSettings(quiet=True),
                          backends=scripted_world(PLAN).backends)
+    return data
+
+
+async def test_the_report_of_an_optimize_run_shows_every_seed_text(tmp_path: Path) -> None:
+    data = await _optimize_run(tmp_path)
     seeds = read_run(tmp_path / "run").seeds
     texts = [json.loads(line)["instruction"] for line in data.read_text(encoding="utf-8").splitlines()]
     assert list(seeds.values()) == texts
 
 
 async def test_the_report_of_an_optimize_run_whose_data_moved_is_still_made(tmp_path: Path) -> None:
-    data = write_data(tmp_path / "data.jsonl", 30)
-    await optimize_async(DataSource(data), roles=roles(), out=tmp_path / "run",
-                         settings=OptimizeSettings(dev_size=10, batch_size=3, steps=1, candidates=2),
-                         evolve_settings=EvolveSettings(), exec_settings=ExecSettings(quiet=True),
-                         backends=scripted_world(PLAN).backends)
+    data = await _optimize_run(tmp_path)
     data.unlink()
     assert read_run(tmp_path / "run").seeds == {}  # nothing to show, and no error
 
