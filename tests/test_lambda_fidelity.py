@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,9 @@ from autoevol.methods import load_method
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimization.job import scoring_policies
 from autoevol.optimization.score import DevScorer
+from autoevol.report.html import write_report
 from autoevol.types import Completion, CompletionRequest, Usage, user
+from tests.test_evolve_pipeline import Script, outputs, run, write_jsonl
 
 INITIAL = load_method("initial")
 NATALIA = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
@@ -322,3 +325,32 @@ def test_the_final_pass_keeps_its_own_retry() -> None:
 def test_paper_has_patience_one() -> None:
     assert optimize_settings("paper").patience == 1
     assert optimize_settings("default").patience is None
+
+
+# M3: judge_unparsable is counted in summary.json and shown in the report -------------------------------
+
+
+class VagueJudge(Script):
+    """The pipeline's script, with a judge that says nothing usable about `[vague]` rows."""
+
+    def __call__(self, request: CompletionRequest) -> str:
+        prompt = request.messages[-1].content
+        if "Equal or Not Equal" in prompt and "[vague]" in prompt:
+            self.requests.append(request)
+            return "Both are instructions about numbers."
+        return super().__call__(request)
+
+
+async def test_judge_unparsable_rows_are_counted_per_round_and_in_the_report(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "seeds.jsonl", [{"instruction": t} for t in
+                                                  ("Add 2 and 3 [vague].", "Add 4 and 5.", "Add 6 and 7 [same].")])
+    result = await run(data, tmp_path / "run", VagueJudge(), evolve_settings("default", rule_set="elimination"))
+    evolved, problems, summary = outputs(result)
+    first = summary["rounds"][0]
+    assert (first["accepted"], first["rejected"], first["judge_unparsable"], first["answer_cut"]) == (2, 1, 1, 0)
+    assert [r["judge_unparsable"] for r in evolved] == [True, False]
+    assert problems[0]["failure_category"] == "no_information_gain"
+    html = write_report(result.run_dir).read_text(encoding="utf-8")
+    assert "judge unparsable, passed" in html
+    row = html[html.index("judge unparsable, passed"):].split("<tr>")[1]
+    assert row.startswith("<td>1</td>") and '<td class="n">0</td><td class="n">1</td></tr>' in row
