@@ -15,7 +15,8 @@ import pytest
 
 from autoevol.config import evolve_settings, optimize_settings
 from autoevol.data.records import OutputRow, Seed
-from autoevol.detect import detect, parse_equal_judgement
+from autoevol.detect import OK, detect, parse_equal_judgement
+from autoevol.evolution.attempt import rewrite
 from autoevol.evolution.steps import Job, Models, answer_policy, rewrite_policy, run_job
 from autoevol.llm.client import LLM
 from autoevol.llm.endpoint import Endpoint
@@ -199,21 +200,21 @@ async def test_a_seven_section_rewrite_of_700_tokens_parses(preset: str) -> None
     verdict = await scorer.verdict(method, Seed("d1", (user(NATALIA),), "dev:1"))
     assert (verdict.failed, verdict.category) == (False, None)
     assert "June" in verdict.instruction
+    assert len(backend.caps("rewrite")) == 1  # the method's own cap has room: no second request
 
 
 async def test_a_rewrite_cut_below_the_ceiling_is_asked_again_at_the_ceiling() -> None:
-    # The weak method declares one section, so its first cap is small; a chatty reply outgrows it.
+    # The weak method declares one section, so its first cap is small; a long, detailed (and
+    # legitimate) instruction outgrows it and must come back whole from the ceiling.
     weak = load_method("weak")
-    chatty = ("Here is a harder version, with a short note on each change I made. " * 30
-              + "\nRewritten Instruction: " + NATALIA + " Add June.")
-    backend = rewriting(lambda r: chatty)
+    detailed = NATALIA + " " + long_answer()[:2400]
+    backend = rewriting(lambda r: detailed)
     policy = rewrite_policy(evolve_settings("default"), 1, "evolve")
-    from autoevol.evolution.attempt import rewrite
-
     done = await rewrite(llm(backend), weak, NATALIA, policy)
     first, *rest = backend.caps("rewrite")
-    assert first < 1536 and rest == [1536]
-    assert done.verdict.category != "truncated"
+    assert first < len(detailed) // CHARS_PER_TOKEN < 1536
+    assert rest == [1536]
+    assert (done.instruction, done.verdict) == (detailed, OK)
 
 
 @pytest.mark.parametrize("preset", ["paper", "default"])
