@@ -19,7 +19,8 @@ from autoevol.errors import ConfigError
 Mix = Literal["last", "all", "last+seed", "all+seed"]
 OnBadRow = Literal["fail", "skip"]
 Export = Literal["alpaca", "sharegpt"]
-RuleSetName = Literal["paper", "extended", "default", "elimination", "none"]
+RuleSetName = Literal["paper", "extended", "default", "reference", "elimination", "none"]
+CutAnswers = Literal["reask", "keep", "fail"]
 S = TypeVar("S", bound=BaseModel)
 
 
@@ -43,7 +44,8 @@ class EvolveSettings(_Frozen):
     rounds: int = Field(1, ge=1, le=20, description="evolution rounds; round k evolves round k-1's accepted rows")
     mix: Mix = Field("last", description="what the final dataset holds: last round or all rounds, +seed adds seeds")
     rule_set: RuleSetName = Field(
-        "extended", description="failure rules applied to each response; 'none' keeps every usable row (the paper)"
+        "extended", description="failure rules applied to each response; 'none' keeps every usable row (the paper); "
+        "on `run` it sets the optimisation's rules too"
     )
     operations: tuple[str, ...] = Field(
         (), description="evolve with one of these methods picked at random per row and round (Evol-Instruct)"
@@ -56,13 +58,23 @@ class EvolveSettings(_Frozen):
     )
     evol_temperature: float = Field(0.0, ge=0, le=2, description="evol LLM temperature when rewriting")
     evol_max_tokens: int = Field(
-        1536, ge=16, description="token ceiling for one rewrite; each rewrite is capped lower, by its input's length"
+        1536, ge=16, description="token ceiling for one rewrite; a first attempt is capped lower, by the method's "
+        "steps, and one cut off there is asked again at this ceiling"
     )
     respond_temperature: float = Field(0.0, ge=0, le=2, description="temperature when answering")
-    respond_max_tokens: int = Field(1024, ge=16, description="token cap for one answer")
+    respond_max_tokens: int = Field(1500, ge=16, description="token cap for one answer (the reference code's 1,500)")
+    cut_answers: CutAnswers = Field(
+        "reask", description="an answer cut at its token cap: reask once at twice the cap before it counts as "
+        "truncated; keep it, flagged answer_cut (the paper); or fail it"
+    )
+    judge_max_tokens: int = Field(
+        64, ge=8, description="token cap for the equal/not-equal judge; a reply cut there passes as judge_unparsable"
+    )
     math_answers: bool = Field(False, description="ask answers to end with 'The answer is: N'")
     parse_retries: int = Field(1, ge=0, le=5, description="re-ask the evol LLM when its rewrite cannot be parsed")
     seed: int = Field(0, description="seed for every random choice")
+
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("cut_answers", "judge_max_tokens")
 
     @property
     def judges(self) -> bool:
@@ -90,11 +102,18 @@ class OptimizeSettings(_Frozen):
     hygiene: bool = Field(True, description="repair or discard candidates that lost the slot or final marker")
     count_parse_failures: bool = Field(True, description="an unparsable rewrite counts as a failure in λ")
     screen_size: int | None = Field(None, ge=1, description="screen candidates on this many dev items first")
-    rule_set: RuleSetName = Field("extended", description="failure rules deciding λ")
+    rule_set: RuleSetName = Field(
+        "reference", description="failure rules deciding λ (default: the reference code's plain substrings)"
+    )
     initial_method: str = Field("initial", description="the method e0 the loop starts from")
     score_math_answers: bool = Field(
         False, description="dev-scoring answers end with 'The answer is: N' too (biases λ toward 0; off in the paper)"
     )
+    score_parse_retries: int = Field(
+        0, ge=0, le=5, description="sampled re-asks of an unparsable rewrite while scoring a dev item (the spec: none)"
+    )
+
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("score_parse_retries",)
 
 
 class ExecSettings(_Frozen):
@@ -197,11 +216,13 @@ def describe(model: type[BaseModel], name: str) -> str:
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
-        # The paper keeps every row of its final pass: no rule filters it, no rewrite is dropped.
-        "evolve": {"rule_set": "none", "rounds": 1, "mix": "last", "parse_retries": 0},
+        # The paper keeps every row of its final pass: no rule filters it, a cut-off answer is kept
+        # (flagged), and only a rewrite with no usable text is dropped.
+        "evolve": {"rule_set": "none", "rounds": 1, "mix": "last", "parse_retries": 0, "cut_answers": "keep"},
+        # "Stop when λ no longer decreases": one step without a new lowest λ ends the search.
         "optimize": {
             "incumbent_competes": False, "return_best": False, "tie_break": "index", "hygiene": False,
-            "count_parse_failures": False, "rule_set": "paper",
+            "count_parse_failures": False, "rule_set": "paper", "patience": 1,
         },
     },
     "default": {"evolve": {}, "optimize": {}},

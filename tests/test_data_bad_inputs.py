@@ -154,7 +154,8 @@ def test_skip_with_no_usable_row_still_records_every_row(server: ServerProcess, 
     assert rc == DATA_ERROR, stderr
     summary = json.loads((out / "output" / "summary.json").read_text(encoding="utf-8"))
     assert summary["rounds"][0] | {"categories": None} == {"round": 1, "inputs": 5, "accepted": 0, "rejected": 0,
-                                                           "failed": 5, "categories": None}
+                                                           "failed": 5, "categories": None, "answer_cut": 0,
+                                                           "judge_unparsable": 0}
     assert summary["stopped"]["resumable"] is False
     rows = [json.loads(line) for line in (out / "output" / "rejected.jsonl").read_text().splitlines()]
     assert [r["error"].split(" field")[0].rsplit("/", 1)[-1] for r in rows] == [f"good.jsonl:{i}" for i in range(1, 6)]

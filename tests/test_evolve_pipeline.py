@@ -199,6 +199,7 @@ async def test_every_outcome_has_lineage_and_counts_reconcile(tmp_path: Path) ->
         "round": 1, "inputs": 8, "accepted": 1, "rejected": 6, "failed": 1,
         "categories": {"empty_answer": 1, "insufficient_qualification": 1, "loss_of_key_information": 1,
                        "model_error": 1, "parse_failure": 1, "stagnant_complexity": 1, "unchanged_instruction": 1},
+        "answer_cut": 0, "judge_unparsable": 0,
     }]
     assert [r["seed_id"] for r in evolved] == ["s-accept"]
     assert [r["seed_id"] for r in problems] == [seed for seed, _, status, *_ in SINGLE_TURN if status != "accepted"]
@@ -450,7 +451,7 @@ async def test_bad_rows_are_skipped_as_failed_with_their_reason(tmp_path: Path) 
     result = await run(data, tmp_path / "run", Script(), on_bad_row="skip")
     evolved, problems, summary = outputs(result)
     assert summary["rounds"][0] == {"round": 1, "inputs": 8, "accepted": 6, "rejected": 0, "failed": 2,
-                                    "categories": {"bad_input": 2}}
+                                    "categories": {"bad_input": 2}, "answer_cut": 0, "judge_unparsable": 0}
     assert_reconciles(result)
     malformed, typed = problems
     assert (malformed["seed_id"], malformed["id"], malformed["status"]) == (f"{data}:3", f"{data}:3#r1", "failed")

@@ -115,7 +115,8 @@ async def test_rerun_retries_rows_that_failed_on_a_model_error_only(tmp_path: Pa
     second = await run(data, tmp_path / "run", backend)
     assert backend.calls == 2  # one rewrite + one answer for the failed row; the rejected one stays rejected
     assert second.summary["rounds"][0] == {"round": 1, "inputs": 5, "accepted": 4, "rejected": 1, "failed": 0,
-                                           "categories": {"stagnant_complexity": 1}}
+                                           "categories": {"stagnant_complexity": 1}, "answer_cut": 0,
+                                           "judge_unparsable": 0}
     evolved = [json.loads(line) for line in (tmp_path / "run/output/evolved.jsonl").read_text().splitlines()]
     assert [r["seed_id"] for r in evolved] == ["r0", "r1", "r2", "down"]
 

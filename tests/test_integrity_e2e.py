@@ -93,7 +93,7 @@ def test_korean_answers_are_accepted(gsm8k: Path, tmp_path: Path, autoevol_home:
         out = tmp_path / preset
         summary = evolve(gsm8k, server.url, out, autoevol_home, "--preset", preset, "--rounds", "1")
         assert summary["rounds"][0] == {"round": 1, "inputs": N, "accepted": N, "rejected": 0, "failed": 0,
-                                        "categories": {}}
+                                        "categories": {}, "answer_cut": 0, "judge_unparsable": 0}
         accepted = [r for r in rows(out, "evolved.jsonl") if r["round"] == 1]
         assert len(accepted) == N
         assert {r["response"] for r in accepted} == {KOREAN_ANSWER}

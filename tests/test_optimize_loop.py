@@ -194,7 +194,7 @@ def test_paper_preset_returns_the_last_selected_method(data: Path, tmp_path: Pat
     assert outcome.best.parent_id == steps[0]["candidates"][0]["method_id"]
     assert outcome.best_lambda == steps[1]["lambda"]
     manifest = Manifest.load(tmp_path / "run").config()
-    assert manifest["optimize"] == paper.model_dump(mode="json")  # every resolved setting
+    assert manifest["optimize"] == paper.hashed()  # every resolved setting (a late one when set)
     assert manifest["optimize"]["incumbent_competes"] is False
     assert manifest["optimize"]["return_best"] is False
     assert manifest["evolve"]["rule_set"] == "none"  # the paper keeps every row of its final pass
@@ -223,10 +223,25 @@ def test_paper_patience_stops_when_lambda_no_longer_decreases(data: Path, tmp_pa
     assert first < third < second
     assert outcome.best.id == steps[2]["candidates"][0]["method_id"]  # still the last selected
     assert '"early_stop"' in (tmp_path / "run" / "events.jsonl").read_text(encoding="utf-8")
-    # Without patience the same run goes on to d.
-    longer = optimize_settings("paper", **(SMALL | {"steps": 4, "candidates": 1}))
+    # Without patience (the paper preset's is 1) the same run goes on to d.
+    longer = optimize_settings("paper", **(SMALL | {"steps": 4, "candidates": 1})).model_copy(update={"patience": None})
     optimize(data, tmp_path / "long", scripted_world(plan), longer, evolve=evolve_settings("paper"))
     assert [s["step"] for s in report(tmp_path / "long")["steps"]] == [1, 2, 3, 4]
+
+
+def test_the_paper_preset_stops_at_the_first_step_whose_lambda_does_not_decrease(data: Path, tmp_path: Path) -> None:
+    # P §3: "stop when the failure rate no longer decreases". Step 1 lowers λ (a: 0.2); step 2's only
+    # proposal (b: 0.8) does not, so the paper preset stops there without being told a patience.
+    plan = {"e0": [Child("a", 2)], "a": [Child("b", 8)], "b": [Child("c", 5)], "c": [Child("d", 0)]}
+    paper = optimize_settings("paper", **(SMALL | {"steps": 4, "candidates": 1}))
+    optimize(data, tmp_path / "run", scripted_world(plan), paper, evolve=evolve_settings("paper"))
+    steps = report(tmp_path / "run")["steps"]
+    assert [s["step"] for s in steps] == [1, 2]
+    assert steps[0]["lambda"] < steps[1]["lambda"]
+    assert '"early_stop"' in (tmp_path / "run" / "events.jsonl").read_text(encoding="utf-8")
+    default = optimize_settings("default", **(SMALL | {"steps": 4, "candidates": 1}))
+    optimize(data, tmp_path / "default", scripted_world(plan), default)
+    assert len(report(tmp_path / "default")["steps"]) == 4  # `default` has no patience
 
 
 HYGIENE = {

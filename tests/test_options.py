@@ -117,6 +117,12 @@ def test_an_unknown_key_or_section_names_the_file_section_and_key(
     ("run", "--respond-max-tokens", "99", "evolve_settings", "respond_max_tokens"),
     ("run", "--optimizer-top-p", "0.5", "settings", "optimizer_top_p"),
     ("run", "--parse-retries", "0", "evolve_settings", "parse_retries"),
+    ("evolve", "--judge-max-tokens", "512", "settings", "judge_max_tokens"),
+    ("evolve", "--cut-answers", "keep", "settings", "cut_answers"),
+    ("optimize", "--cut-answers", "fail", "evolve_settings", "cut_answers"),
+    ("optimize", "--score-parse-retries", "2", "settings", "score_parse_retries"),
+    ("run", "--judge-max-tokens", "512", "evolve_settings", "judge_max_tokens"),
+    ("run", "--score-parse-retries", "1", "settings", "score_parse_retries"),
 ])
 def test_each_cap_and_temperature_option_reaches_the_settings(
     seeds: Path, calls: dict[str, dict[str, Any]], command: str, flag: str, value: str, where: str, field: str
@@ -130,6 +136,35 @@ def test_each_cap_and_temperature_option_reaches_the_settings(
     invoke(command, seeds, "--preset", "demo", flag, value)
     given = getattr(calls[f"{command}_async"][where], field)
     assert given == type(untouched)(value) and given != untouched
+
+
+def test_issue_15_settings_reach_the_job_from_config_and_notebook(
+    tmp_path: Path, seeds: Path, calls: dict[str, dict[str, Any]]
+) -> None:
+    config = tmp_path / "jobs.toml"
+    config.write_text('cut-answers = "keep"\n[run]\njudge-max-tokens = 300\nscore-parse-retries = 1\n',
+                      encoding="utf-8")
+    invoke("run", seeds, "--config", str(config))
+    run = calls.pop("run_async")
+    assert (run["evolve_settings"].cut_answers, run["evolve_settings"].judge_max_tokens) == ("keep", 300)
+    assert run["settings"].score_parse_retries == 1
+    with pytest.raises(Captured):
+        autoevol.run(seeds, seeds.parent / "nb", model="openai:fake", cut_answers="fail", judge_max_tokens=200,
+                     score_parse_retries=2)
+    run = calls["run_async"]
+    assert (run["evolve_settings"].cut_answers, run["evolve_settings"].judge_max_tokens) == ("fail", 200)
+    assert run["settings"].score_parse_retries == 2
+
+
+def test_lambda_and_the_final_filter_default_to_different_rule_sets_and_one_option_sets_both(
+    seeds: Path, calls: dict[str, dict[str, Any]]
+) -> None:
+    invoke("run", seeds)
+    run = calls.pop("run_async")
+    assert (run["settings"].rule_set, run["evolve_settings"].rule_set) == ("reference", "extended")
+    invoke("run", seeds, "--rule-set", "extended")
+    run = calls["run_async"]
+    assert (run["settings"].rule_set, run["evolve_settings"].rule_set) == ("extended", "extended")
 
 
 def test_optimize_takes_every_model_it_uses(seeds: Path, calls: dict[str, dict[str, Any]]) -> None:
@@ -231,7 +266,7 @@ def test_caps_and_temperatures_reach_the_requests(tmp_path: Path, autoevol_home:
                              "--respond-max-tokens", "77")
     assert rewrite[0] == 0.9 and answer == (0.4, 77)
     rewrite, answer = evolve("defaults")
-    assert rewrite[0] == 0.0 and answer == (0.0, 1024)  # EvolveSettings' defaults
+    assert rewrite[0] == 0.0 and answer == (0.0, 1500)  # EvolveSettings' defaults (since issue 15: C's 1,500)
 
 
 def test_the_readme_config_example_serves_all_three_commands(

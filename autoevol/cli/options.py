@@ -114,6 +114,11 @@ RespondMaxTokensOpt = Annotated[int | None, typer.Option(
     "--respond-max-tokens", min=16, help=describe(EvolveSettings, "respond_max_tokens"))]
 ParseRetriesOpt = Annotated[int | None, typer.Option(
     "--parse-retries", min=0, max=5, help=describe(EvolveSettings, "parse_retries"))]
+CutAnswersOpt = Annotated[str | None, typer.Option("--cut-answers", help=describe(EvolveSettings, "cut_answers"))]
+JudgeMaxTokensOpt = Annotated[int | None, typer.Option(
+    "--judge-max-tokens", min=8, help=describe(EvolveSettings, "judge_max_tokens"))]
+ScoreParseRetriesOpt = Annotated[int | None, typer.Option(
+    "--score-parse-retries", min=0, max=5, help=describe(OptimizeSettings, "score_parse_retries"))]
 OptimizerTemperatureOpt = Annotated[float | None, typer.Option(
     "--optimizer-temperature", min=0, max=2, help=describe(OptimizeSettings, "optimizer_temperature"))]
 OptimizerTopPOpt = Annotated[float | None, typer.Option(

@@ -37,6 +37,10 @@ class Seed:
     source: str
     #: The input columns the schema did not read, as a JSON object text (None: there were none).
     meta: str | None = None
+    #: The answer stopped at its token cap and was kept (the paper's final pass keeps it).
+    answer_cut: bool = False
+    #: The equal/not-equal judge said nothing usable or was cut off: the row passed that check.
+    judge_unparsable: bool = False
 
     def __post_init__(self) -> None:
         if not self.seed_id:
@@ -90,7 +94,11 @@ OUTPUT_FIELDS: tuple[str, ...] = (
     "prompt_tokens",
     "completion_tokens",
     "meta",
+    "answer_cut",
+    "judge_unparsable",
 )
+#: Fields added after rows were first stored: a stored row without one reads as its default.
+_LATE_OUTPUT_FIELDS: frozenset[str] = frozenset({"meta", "answer_cut", "judge_unparsable"})
 
 
 #: What `OutputRow.from_dict` accepts per field; fields not named here are optional text.
@@ -98,6 +106,7 @@ _OUTPUT_TYPES: dict[str, type | tuple[type, ...]] = {
     **{k: str for k in ("id", "seed_id", "evol_model", "responder_model", "status", "instruction", "response",
                         "parent_instruction")},
     **{k: int for k in ("round", "prompt_tokens", "completion_tokens")},
+    **{k: bool for k in ("answer_cut", "judge_unparsable")},
 }
 #: The fields of an OutputRow that always hold a value (never None).
 NON_NULL_OUTPUT_FIELDS: frozenset[str] = frozenset(_OUTPUT_TYPES) | {"messages"}
@@ -128,6 +137,10 @@ class OutputRow:
     judge_model: str | None = None  # the model behind Evol-Instruct's equal/not-equal check, if it ran
     #: The seed's other input columns as a JSON object text (a string in JSONL and Parquet alike).
     meta: str | None = None
+    #: The answer stopped at its token cap and was kept (the paper's final pass keeps it).
+    answer_cut: bool = False
+    #: The equal/not-equal judge said nothing usable or was cut off: the row passed that check.
+    judge_unparsable: bool = False
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -148,8 +161,8 @@ class OutputRow:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputRow:
         """Inverse of `to_dict`; raises ValueError on missing or unknown keys."""
-        # Rows stored before `meta` existed resume without it.
-        missing = [k for k in OUTPUT_FIELDS if k not in data and k != "meta"]
+        # Rows stored before the late fields existed resume without them.
+        missing = [k for k in OUTPUT_FIELDS if k not in data and k not in _LATE_OUTPUT_FIELDS]
         unknown = [k for k in data if k not in OUTPUT_FIELDS]
         if missing or unknown:
             raise ValueError(f"OutputRow keys do not match: missing {missing}, unknown {unknown}")

@@ -47,6 +47,8 @@ def output_schema() -> pa.Schema:
             ("prompt_tokens", pa.int64()),
             ("completion_tokens", pa.int64()),
             ("meta", pa.string()),  # JSON object text, as in the JSONL: one type whatever the input columns
+            ("answer_cut", pa.bool_()),
+            ("judge_unparsable", pa.bool_()),
         ]
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from autoevol.detect.rules import (
     CATEGORY_IDS,
     INSTRUCTION_RULES,
+    JUDGE_UNPARSABLE,
     OK,
     RULE_SET_NAMES,
     RULE_SETS,
@@ -24,6 +25,7 @@ from autoevol.detect.truncation import is_looping, truncation_verdict
 __all__ = [
     "CATEGORY_IDS",
     "INSTRUCTION_RULES",
+    "JUDGE_UNPARSABLE",
     "OK",
     "RULES",
     "RULE_SETS",

@@ -196,7 +196,14 @@ def equal_judge_messages(first: str, second: str) -> list[Message]:
     return [user(render("judge_equal", first=first, second=second))]
 
 
-_JUDGEMENT_RE = re.compile(r"\b(not\s+equal|unequal|equal)\b", re.IGNORECASE)
+# A negation may be softened ("not exactly equal", "not quite equal") or hyphenated ("non-equal"):
+# all of them say the instructions differ, so they read as Not Equal.
+_JUDGEMENT_RE = re.compile(
+    r"\b(not\s+(?:(?:exactly|quite|entirely|completely|fully|really|strictly)\s+)?equal|non-?\s?equal|unequal|equal)\b",
+    re.IGNORECASE,
+)
+#: The note on a passing judge verdict that says neither (or both), or was cut off before it said one.
+JUDGE_UNPARSABLE = "judge_unparsable"
 # A verdict "stands alone" on its line when only markup surrounds it, or when a label ending in ":"
 # precedes it: "Equal", "**Not Equal**", "Therefore: Not Equal". In running prose ("they cannot be
 # equal") the word is reasoning, not the answer.
@@ -233,7 +240,7 @@ def _mentions(reply: str) -> tuple[list[str], list[str]]:
     return alone, prose
 
 
-def parse_equal_judgement(reply: str) -> Verdict:
+def parse_equal_judgement(reply: str, *, complete: bool = True) -> Verdict:
     """An "Equal" reply fails the evolution (no information gain); "Not Equal" passes it.
 
     A judge that reasons first ("Let me compare ... Therefore: Not Equal") is judged by its last
@@ -242,14 +249,16 @@ def parse_equal_judgement(reply: str) -> Verdict:
     A reply that says neither, or both in prose, passes with rule="judge_unparsable" as a note: a
     confused or cut-off judge must not throw away an evolution that the other rules accepted. So an
     unparsable reply counts as a pass; callers that want otherwise can test `rule`.
+    A reply cut at its token cap (`complete=False`) counts only by a standalone verdict: its prose
+    stopped mid-thought ("they are equal in length, but"), so a mention there is no verdict.
     """
     alone, prose = _mentions(reply)
-    kinds = {alone[-1]} if alone else set(prose)
+    kinds = {alone[-1]} if alone else set(prose) if complete else set()
     if kinds == {"equal"}:
         return Verdict(True, "no_information_gain", "judge_equal")
     if kinds == {"not_equal"}:
         return OK
-    return Verdict(False, None, "judge_unparsable")
+    return Verdict(False, None, JUDGE_UNPARSABLE)
 
 
 _STAGNANT: Category = "stagnant_complexity"

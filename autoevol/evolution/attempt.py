@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from autoevol.data.records import first_user_text
-from autoevol.detect import OK, Verdict, detect, equal_judge_messages, parse_equal_judgement, truncation_verdict
+from autoevol.detect import (
+    JUDGE_UNPARSABLE,
+    OK,
+    Verdict,
+    detect,
+    equal_judge_messages,
+    parse_equal_judgement,
+    truncation_verdict,
+)
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
 from autoevol.methods.parse import ParseResult, parse_evolved
@@ -22,20 +31,23 @@ from autoevol.types import Completion, Message, Usage, user
 
 #: A retry at temperature 0 would only repeat itself: re-asks sample at least this warm.
 RETRY_TEMPERATURE = 0.7
-#: Room for the 4-step method's list and plan, on top of the copies of the instruction it writes.
-_REWRITE_OVERHEAD_TOKENS = 384
-_REWRITE_TOKENS_PER_INPUT_TOKEN = 3
+#: Room for each section a method's reply must write (a list, a plan, a revision...), and for the
+#: preamble around them. A rewrite's length follows the method's steps, not its input's length.
+_TOKENS_PER_STEP = 128
+_REWRITE_BASE_TOKENS = 128
+#: The copies of the instruction a reply writes (e0: the rewritten and the final instruction).
+_INSTRUCTION_COPIES = 3
 
 
-def rewrite_token_cap(instruction: str, ceiling: int) -> int:
-    """Tokens one rewrite may take: enough for the method's steps around the instruction, no more.
-
-    Small models at temperature 0 can loop until the cap; a cap sized to the input stops a loop
-    hundreds of tokens earlier than a flat 1,024 while leaving a well-behaved rewrite untouched.
+def rewrite_token_cap(method: EvolvingMethod, instruction: str, ceiling: int) -> int:
+    """The first attempt's cap: room for the method's declared steps and the instruction copies it
+    writes, at most `ceiling`. A reply cut there is asked again at the ceiling (`rewrite`), so the cap
+    only stops a loop early; a long, legitimate method never pays for it with a failure.
     Token count is estimated as UTF-8 bytes / 3, generous for English and about right for CJK.
     """
     estimate = len(instruction.encode("utf-8")) // 3 + 1
-    return max(16, min(ceiling, _REWRITE_OVERHEAD_TOKENS + _REWRITE_TOKENS_PER_INPUT_TOKEN * estimate))
+    wanted = _REWRITE_BASE_TOKENS + _TOKENS_PER_STEP * method.declared_steps + _INSTRUCTION_COPIES * estimate
+    return max(16, min(ceiling, wanted))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +65,11 @@ class RewritePolicy:
     phase: str = "evolve"
 
 
+#: What an answer cut at its cap becomes: "fail" (truncated), "reask" (once more at twice the cap,
+#: then truncated) or "keep" (the paper: rules judge the text there is, the row is flagged).
+OnCut = Literal["fail", "reask", "keep"]
+
+
 @dataclass(frozen=True, slots=True)
 class AnswerPolicy:
     """How an (evolved) instruction is answered and which rules judge the answer."""
@@ -62,6 +79,7 @@ class AnswerPolicy:
     rule_set: str
     math: bool = False
     phase: str = "evolve"
+    on_cut: OnCut = "fail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +97,7 @@ class Answer:
     text: str
     verdict: Verdict
     usage: Usage
+    cut: bool = False  # kept although it stopped at its cap (`on_cut="keep"`)
 
 
 def add_usage(a: Usage, b: Usage) -> Usage:
@@ -116,15 +135,23 @@ def _judge_rewrite(completion: Completion, instruction: str, method: EvolvingMet
 
 async def rewrite(evol: LLM, method: EvolvingMethod, instruction: str, policy: RewritePolicy) -> Rewrite:
     """Rewrite one instruction; an unusable rewrite (unparsable or cut off) is re-asked `retries`
-    times, sampling. "Unchanged" is not retried: the model understood and chose not to change it."""
+    times, sampling. "Unchanged" is not retried: the model understood and chose not to change it.
+
+    Each attempt starts at the method's cap; one cut off below the ceiling is first asked again,
+    unchanged, at the ceiling (`policy.max_tokens`), which later attempts keep.
+    """
     prompt = [user(method.render(instruction))]
-    max_tokens = rewrite_token_cap(instruction, policy.max_tokens)
+    max_tokens = rewrite_token_cap(method, instruction, policy.max_tokens)
     usage = Usage()
     raw, text, verdict = "", None, OK
     for attempt in range(policy.retries + 1):
         temperature = policy.temperature if attempt == 0 else max(policy.temperature, RETRY_TEMPERATURE)
-        completion = await evol.chat(prompt, phase=policy.phase, temperature=temperature, max_tokens=max_tokens,
-                                     sample_index=policy.sample_base + attempt)
+        ask: dict[str, object] = {"temperature": temperature, "sample_index": policy.sample_base + attempt}
+        completion = await evol.chat(prompt, phase=policy.phase, max_tokens=max_tokens, **ask)
+        if completion.finish_reason == "length" and max_tokens < policy.max_tokens:
+            usage = add_usage(usage, completion.usage)
+            max_tokens = policy.max_tokens
+            completion = await evol.chat(prompt, phase=policy.phase, max_tokens=max_tokens, **ask)
         usage = add_usage(usage, completion.usage)
         raw = completion.text
         text, verdict = _judge_rewrite(completion, instruction, method, policy)
@@ -139,29 +166,39 @@ async def answer(
 ) -> Answer:
     """Answer `instruction` after `history`, then judge the answer with the policy's rules.
 
-    A cut-off answer fails before any rule runs: it is never a training row and counts in λ.
+    An answer cut at its cap is re-asked once at twice the cap (`on_cut="reask"`), kept and judged
+    as it is (`"keep"`, the paper's reading: its code never looks at where an answer stopped), or
+    fails (`"fail"`). A cut-off answer that is not kept fails before any rule runs.
     """
     messages = respond_messages(instruction, math=policy.math, history=history, system_prompt=system_prompt)
     completion = await responder.chat(messages, phase=policy.phase, temperature=policy.temperature,
                                       max_tokens=policy.max_tokens)
-    verdict = truncation_verdict(completion.text, completion.finish_reason)
-    if not verdict.failed:
-        verdict = detect(completion.text, rule_set=policy.rule_set, parsed=None)
-    return Answer(completion.text, verdict, completion.usage)
+    usage = completion.usage
+    if completion.finish_reason == "length" and policy.on_cut == "reask":
+        completion = await responder.chat(messages, phase=policy.phase, temperature=policy.temperature,
+                                          max_tokens=2 * policy.max_tokens)
+        usage = add_usage(usage, completion.usage)
+    cut = completion.finish_reason == "length"
+    if cut and policy.on_cut != "keep":
+        return Answer(completion.text, truncation_verdict(completion.text, completion.finish_reason), usage)
+    return Answer(completion.text, detect(completion.text, rule_set=policy.rule_set, parsed=None), usage, cut)
 
 
-#: Room for a judge that explains itself before it says "Equal" / "Not Equal".
+#: The judge's default cap: room for a judge that explains itself before "Equal" / "Not Equal".
 JUDGE_MAX_TOKENS = 64
 
 
-async def judge_gain(judge: LLM, before: str, after: str, *, phase: str) -> tuple[Verdict, Usage]:
-    """Evol-Instruct's W1: does the evolved instruction say anything the original did not?"""
+async def judge_gain(judge: LLM, before: str, after: str, *, phase: str,
+                     max_tokens: int = JUDGE_MAX_TOKENS) -> tuple[Verdict, Usage]:
+    """Evol-Instruct's W1: does the evolved instruction say anything the original did not?
+
+    A reply cut at its cap counts only by a verdict it stated on a line of its own before the cut;
+    otherwise it passes as `judge_unparsable`: a judge that ran out of room must not delete a row.
+    """
     completion = await judge.chat(equal_judge_messages(before, after), phase=phase, temperature=0.0,
-                                  max_tokens=JUDGE_MAX_TOKENS)
-    cut = truncation_verdict(completion.text, completion.finish_reason)
-    if cut.failed:
-        return Verdict(True, cut.category, f"judge_{cut.rule}"), completion.usage
-    return parse_equal_judgement(completion.text), completion.usage
+                                  max_tokens=max_tokens)
+    complete = completion.finish_reason != "length"
+    return parse_equal_judgement(completion.text, complete=complete), completion.usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,15 +215,22 @@ class Evolution:
     response: str  # the last answer written
     raw: str
     usage: Usage
+    answer_cut: bool = False  # an answer stopped at its cap and was kept (`on_cut="keep"`)
 
     @property
     def failed(self) -> bool:
         return self.verdict.failed
 
+    @property
+    def judge_unparsable(self) -> bool:
+        """The judge ran and said nothing usable: the row passed its check by default."""
+        return not self.failed and self.verdict.rule == JUDGE_UNPARSABLE
+
 
 async def evolve_conversation(
     evol: LLM, responder: LLM, method: EvolvingMethod, turns: Sequence[Message],
     rewrite_policy: RewritePolicy, answer_policy: AnswerPolicy, *, judge: LLM | None = None,
+    judge_max_tokens: int = JUDGE_MAX_TOKENS,
 ) -> Evolution:
     """Evolve every user turn with `method`, then answer them in order with the evolved history;
     with a `judge`, Evol-Instruct's equal/not-equal check runs last. The first failure decides.
@@ -208,7 +252,7 @@ async def evolve_conversation(
     system_prompt = next((t.content for t in turns if t.role == "system"), None)
     out: list[Message] = []
     history: list[Message] = []
-    reply = Answer("", OK, Usage())
+    reply, cut = Answer("", OK, Usage()), False
     for turn in evolved:
         if turn.role == "assistant":
             continue  # old answers belong to the old instructions: regenerated here
@@ -216,14 +260,15 @@ async def evolve_conversation(
         if turn.role != "user":
             continue
         reply = await answer(responder, history, turn.content, answer_policy, system_prompt=system_prompt)
-        usage = add_usage(usage, reply.usage)
+        usage, cut = add_usage(usage, reply.usage), cut or reply.cut
         out.append(Message("assistant", reply.text))
         history += [turn, Message("assistant", reply.text)]
         if reply.verdict.failed:
-            return Evolution(tuple(out), reply.verdict, first_user_text(out), reply.text, "", usage)
+            return Evolution(tuple(out), reply.verdict, first_user_text(out), reply.text, "", usage, cut)
     verdict = OK
     if judge is not None:
         before, after = first_user_text(turns), first_user_text(out)
-        verdict, judged = await judge_gain(judge, before, after, phase=answer_policy.phase)
+        verdict, judged = await judge_gain(judge, before, after, phase=answer_policy.phase,
+                                           max_tokens=judge_max_tokens)
         usage = add_usage(usage, judged)
-    return Evolution(tuple(out), verdict, first_user_text(out), reply.text, "", usage)
+    return Evolution(tuple(out), verdict, first_user_text(out), reply.text, "", usage, cut)

@@ -35,17 +35,23 @@ class RoundStats:
     inputs: int = 0
     status: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)
+    #: Rows that passed with a note: the answer was kept at its cap; the judge said nothing usable.
+    answer_cut: int = 0
+    judge_unparsable: int = 0
 
     def add(self, row: OutputRow) -> None:
         self.inputs += 1
         self.status[row.status] += 1
+        self.answer_cut += row.answer_cut
+        self.judge_unparsable += row.judge_unparsable
         if row.status != "accepted":
             self.categories[row.failure_category or "unknown"] += 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"round": self.round, "inputs": self.inputs, "accepted": self.status["accepted"],
                 "rejected": self.status["rejected"], "failed": self.status["failed"],
-                "categories": dict(sorted(self.categories.items()))}
+                "categories": dict(sorted(self.categories.items())),
+                "answer_cut": self.answer_cut, "judge_unparsable": self.judge_unparsable}
 
 
 ProgressHook = Callable[[OutputRow], None]

@@ -69,7 +69,8 @@ def rewrite_policy(settings: EvolveSettings, round_: int, phase: str) -> Rewrite
 
 def answer_policy(settings: EvolveSettings, phase: str) -> AnswerPolicy:
     return AnswerPolicy(temperature=settings.respond_temperature, max_tokens=settings.respond_max_tokens,
-                        rule_set=settings.rule_set, math=settings.math_answers, phase=phase)
+                        rule_set=settings.rule_set, math=settings.math_answers, phase=phase,
+                        on_cut=settings.cut_answers)
 
 
 async def run_job(
@@ -80,6 +81,7 @@ async def run_job(
         done = await evolve_conversation(
             models.evol, models.responder, method, job.turns, rewrite_policy(settings, job.round, phase),
             answer_policy(settings, phase), judge=(models.judge or models.evol) if settings.judges else None,
+            judge_max_tokens=settings.judge_max_tokens,
         )
     except SYSTEMIC:
         raise
@@ -88,7 +90,8 @@ async def run_job(
         category = REQUEST_ERROR if isinstance(error, REQUEST_ERRORS) else MODEL_ERROR
         return OutputRow(**base, status="failed", failure_category=category, failure_rule=None,
                          error=f"{type(error).__name__}: {error}", instruction="", response="", messages=())
-    base |= {"prompt_tokens": done.usage.prompt_tokens, "completion_tokens": done.usage.completion_tokens}
+    base |= {"prompt_tokens": done.usage.prompt_tokens, "completion_tokens": done.usage.completion_tokens,
+             "answer_cut": done.answer_cut, "judge_unparsable": done.judge_unparsable}
     if not done.failed:
         return OutputRow(**base, status="accepted", failure_category=None, failure_rule=None, error=None,
                          instruction=done.instruction, response=done.response, messages=done.turns)

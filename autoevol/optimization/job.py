@@ -54,14 +54,16 @@ def build_optimizer(
 
 
 def scoring_policies(opt: OptimizeSettings, evo: EvolveSettings) -> tuple[RewritePolicy, AnswerPolicy]:
-    """Dev items are evolved as the final pass will evolve them (temperature, retries, caps), judged
-    by the optimisation's rules; answers use the plain prompt unless `score_math_answers`."""
+    """Dev items are evolved as the final pass will evolve them (temperature, caps, what a cut-off
+    answer becomes), judged by the optimisation's rules; answers use the plain prompt unless
+    `score_math_answers`. An unparsable rewrite is re-asked only `score_parse_retries` times (none
+    by default: SPEC §5.8 counts it as a failure while scoring, the final pass's retry aside)."""
     phase = "optimize.score"
     rewrite = RewritePolicy(temperature=evo.evol_temperature, max_tokens=evo.evol_max_tokens,
-                            retries=evo.parse_retries, whole_output_fallback=not opt.count_parse_failures,
+                            retries=opt.score_parse_retries, whole_output_fallback=not opt.count_parse_failures,
                             phase=phase)
     answer = AnswerPolicy(temperature=evo.respond_temperature, max_tokens=evo.respond_max_tokens,
-                          rule_set=opt.rule_set, math=opt.score_math_answers, phase=phase)
+                          rule_set=opt.rule_set, math=opt.score_math_answers, phase=phase, on_cut=evo.cut_answers)
     return rewrite, answer
 
 

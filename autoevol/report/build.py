@@ -132,6 +132,7 @@ def evolution(run: RunData) -> dict[str, Any] | None:
         cats = Counter(row.get("failure_category") or "unknown" for row in rows if row["status"] != "accepted")
         rounds.append({"round": r, "inputs": len(rows), "accepted": sum(x["status"] == "accepted" for x in rows),
                        "categories": dict(cats), "examples": _round_examples(rows),
+                       "notes": {k: sum(bool(x.get(k)) for x in rows) for k in ("answer_cut", "judge_unparsable")},
                        "stats": set_stats([x for x in rows if x["status"] == "accepted"])})
     names = [f"round {x['round']}" for x in rounds]
     seen = sorted({c for x in rounds for c in x["categories"]})
