@@ -95,6 +95,12 @@ class OptimizeSettings(_Frozen):
     score_math_answers: bool = Field(
         False, description="dev-scoring answers end with 'The answer is: N' too (biases λ toward 0; off in the paper)"
     )
+    evaluator_feedback: bool = Field(
+        True, description="show the optimizer the checks' verdict beside each trajectory stage and the current "
+        "method's failed dev items (off in the paper: the plain trajectory)"
+    )
+
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("evaluator_feedback",)
 
 
 class ExecSettings(_Frozen):
@@ -201,7 +207,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "evolve": {"rule_set": "none", "rounds": 1, "mix": "last", "parse_retries": 0},
         "optimize": {
             "incumbent_competes": False, "return_best": False, "tie_break": "index", "hygiene": False,
-            "count_parse_failures": False, "rule_set": "paper",
+            "count_parse_failures": False, "rule_set": "paper", "evaluator_feedback": False,
         },
     },
     "default": {"evolve": {}, "optimize": {}},
