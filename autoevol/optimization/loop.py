@@ -174,7 +174,8 @@ class Optimizer:
         if self.settings.incumbent_competes:
             await self.score(method)
         failed = [v for v in method_verdicts(self.run.state, method.id, self.split.dev) if v.failed]
-        return tuple(DevFailure.of(v) for v in failed[:SHOWN_DEV_FAILURES])
+        originals = {item.seed_id: item.instruction for item in self.split.dev}
+        return tuple(DevFailure.of(v, originals.get(v.seed_id, "")) for v in failed[:SHOWN_DEV_FAILURES])
 
     async def _score_all(
         self, current: EvolvingMethod, candidates: Sequence[Candidate]

@@ -169,8 +169,12 @@ _EXCERPT_CHARS = 700
 
 
 def _shown_stage(text: str, verdict: StageVerdict | None) -> str:
-    """A stage as the optimizer reads it; a rewrite that looped to the cap is cut after a few repeats."""
-    if verdict is None or not (verdict.rule or "").endswith("repetition_loop"):
+    return text if verdict is None else _cut_loop(text, verdict.rule)
+
+
+def _cut_loop(text: str, rule: str | None) -> str:
+    """A text that looped to the cap, cut after a few repeats: the verdict already names the loop."""
+    if not (rule or "").endswith("repetition_loop"):
         return text
     lines = text.splitlines()
     start = loop_start(lines)
@@ -209,14 +213,17 @@ class DevFailure:
     instruction: str
     answer: str
     words: str
+    rule: str | None = None
+    original: str = ""
 
     @classmethod
-    def of(cls, verdict: ItemVerdict) -> DevFailure:
+    def of(cls, verdict: ItemVerdict, original: str = "") -> DevFailure:
         # No answer means the rewrite itself failed: the verdict is about the rewrite's text.
         of, text = ("answer", verdict.response) if verdict.response else ("rewrite", verdict.instruction)
         # A stored category is a plain str; an unknown one ("model_error") is worded by its name.
         judged = Verdict(True, cast(Category, verdict.category), verdict.rule)
-        return cls(verdict.instruction, verdict.response, in_plain_words(judged, text, of=of))
+        words = in_plain_words(judged, text, of=of)
+        return cls(verdict.instruction, verdict.response, words, verdict.rule, original)
 
 
 def dev_failures_text(failures: Sequence[DevFailure]) -> str:
@@ -226,10 +233,17 @@ def dev_failures_text(failures: Sequence[DevFailure]) -> str:
     parts = ["The same method was also scored on held-out instructions. The score counts each of these "
              "as a failed evolution:"]
     for n, f in enumerate(failures, 1):
-        answer = f"\nAnswer:\n{_excerpt(f.answer)}" if f.answer else "\n(not answered: the rewrite was unusable)"
-        parts.append(f"=== Held-out item {n} (failed: {f.words}) ===\nEvolved instruction:\n"
-                     f"{_excerpt(f.instruction)}{answer}")
-    return "\n".join(parts)
+        lines = [f"=== Held-out item {n} (failed: {f.words}) ==="]
+        if f.original:
+            lines.append(f"Original instruction:\n{_excerpt(f.original)}")
+        if f.answer:
+            lines.append(f"Evolved instruction:\n{_excerpt(f.instruction)}")
+            lines.append(f"Answer:\n{_excerpt(_cut_loop(f.answer, f.rule))}")
+        else:
+            reply = _excerpt(_cut_loop(f.instruction, f.rule))
+            lines.append(f"The method's reply (unusable, so not answered):\n{reply}")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
