@@ -95,12 +95,21 @@ class OptimizeSettings(_Frozen):
     score_math_answers: bool = Field(
         False, description="dev-scoring answers end with 'The answer is: N' too (biases λ toward 0; off in the paper)"
     )
-    evaluator_feedback: bool = Field(
-        True, description="show the optimizer the checks' verdict beside each trajectory stage and the current "
-        "method's failed dev items (off in the paper: the plain trajectory)"
+    evaluator_feedback: bool | None = Field(
+        None, description="show the optimizer the checks' verdict beside each trajectory stage and the current "
+        "method's failed dev items (default: on, except with the paper's λ rules, rule set 'paper')"
     )
 
     LATE_FIELDS: ClassVar[tuple[str, ...]] = ("evaluator_feedback",)
+
+    @property
+    def shows_feedback(self) -> bool:
+        """Evaluator feedback on or off. Unset, the paper's λ rules mean the paper's plain trajectory: so
+        the `paper` preset needs no value of its own, and a `paper` run started before the field
+        existed hashes, resumes and prompts as it did (a preset value would enter the hash)."""
+        if self.evaluator_feedback is not None:
+            return self.evaluator_feedback
+        return self.rule_set != "paper"
 
 
 class ExecSettings(_Frozen):
@@ -207,7 +216,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "evolve": {"rule_set": "none", "rounds": 1, "mix": "last", "parse_retries": 0},
         "optimize": {
             "incumbent_competes": False, "return_best": False, "tie_break": "index", "hygiene": False,
-            "count_parse_failures": False, "rule_set": "paper", "evaluator_feedback": False,
+            "count_parse_failures": False, "rule_set": "paper",  # and so no evaluator feedback
         },
     },
     "default": {"evolve": {}, "optimize": {}},

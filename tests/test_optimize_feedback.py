@@ -220,11 +220,26 @@ def test_older_candidates_without_replies_load_and_store_unchanged() -> None:
 
 
 def test_the_paper_preset_turns_feedback_off_and_the_field_hashes_only_when_set() -> None:
-    assert optimize_settings("paper").evaluator_feedback is False
-    assert optimize_settings("default").evaluator_feedback is True
-    assert "evaluator_feedback" not in optimize_settings("default").hashed()
-    assert optimize_settings("paper").hashed()["evaluator_feedback"] is False
+    assert optimize_settings("paper").shows_feedback is False
+    assert optimize_settings("default").shows_feedback is True
+    assert optimize_settings("default", rule_set="paper").shows_feedback is False
+    assert optimize_settings("paper", evaluator_feedback=True).shows_feedback is True
+    assert optimize_settings("default", evaluator_feedback=False).shows_feedback is False
+    # Unset it is not hashed, in either preset: runs made before the field existed keep their hash.
+    for preset in ("default", "paper"):
+        assert "evaluator_feedback" not in optimize_settings(preset).hashed()
+    assert optimize_settings("paper", evaluator_feedback=True).hashed()["evaluator_feedback"] is True
     assert EvolveSettings().hashed() == EvolveSettings().model_dump(mode="json")
+
+
+def test_a_paper_run_recorded_before_the_field_resumes_with_the_papers_prompts() -> None:
+    from autoevol.config import OptimizeSettings
+
+    recorded = optimize_settings("paper").model_dump(mode="json")
+    recorded.pop("evaluator_feedback")  # what a manifest written before the field holds
+    loaded = OptimizeSettings(**recorded)
+    assert loaded.hashed() == recorded and loaded == optimize_settings("paper")
+    assert loaded.shows_feedback is False
 
 
 def test_a_dev_failure_says_whether_the_rewrite_or_the_answer_failed() -> None:

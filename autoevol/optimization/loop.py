@@ -145,7 +145,7 @@ class Optimizer:
             traj = Trajectory.from_dict(stored_traj)
         stored = self.run.state.read(step_key(t, "candidates"))
         if stored is None:
-            failures = await self._dev_failures(state.current) if s.evaluator_feedback else None
+            failures = await self._dev_failures(state.current) if s.shows_feedback else None
             self._report(t, "proposing", f"{s.candidates} candidates")
             candidates = await self.proposer.propose(s.candidates, traj, state.current, t, failures)
             self.run.state.set(step_key(t, "candidates"), [c.to_dict() for c in candidates])

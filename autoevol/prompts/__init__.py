@@ -10,7 +10,7 @@ Deviation from the paper (SPEC §5.8): `optimize.txt` adds one sentence asking t
 the method's `{instruction}` input line and its reply-format block with the final marker. Without
 it, rewrites silently lose the slot or rename the marker the parser needs.
 
-Evaluator feedback (`OptimizeSettings.evaluator_feedback`, off in `paper`): `analyze_feedback.txt`
+Evaluator feedback (`OptimizeSettings.shows_feedback`, off in `paper`): `analyze_feedback.txt`
 and `optimize_feedback.txt` are our own text in the paper's order (trajectory, analysis, method
 rewrite). The trajectory is shown as readable text with the checks' verdict beside each stage, and
 the current method's failed dev items follow it, so the optimizer sees what λ counted.
