@@ -145,7 +145,7 @@ class Optimizer:
             traj = Trajectory.from_dict(stored_traj)
         stored = self.run.state.read(step_key(t, "candidates"))
         if stored is None:
-            failures = await self._dev_failures(state.current) if s.shows_feedback else None
+            failures = await self._dev_failures(t, state.current) if s.shows_feedback else None
             self._report(t, "proposing", f"{s.candidates} candidates")
             candidates = await self.proposer.propose(s.candidates, traj, state.current, t, failures)
             self.run.state.set(step_key(t, "candidates"), [c.to_dict() for c in candidates])
@@ -167,11 +167,13 @@ class Optimizer:
             decided_by=decided_by(entries, chosen, s.tie_break),
         )
 
-    async def _dev_failures(self, method: EvolvingMethod) -> tuple[DevFailure, ...]:
+    async def _dev_failures(self, t: int, method: EvolvingMethod) -> tuple[DevFailure, ...]:
         """The current method's first failed dev items, for the optimizer. A competing incumbent is
         scored in this step anyway, so it is scored first (its verdicts are units: never paid twice);
         otherwise its verdicts are known once it was a scored candidate."""
         if self.settings.incumbent_competes:
+            self._verdicts[:] = [0, 0]
+            self._report(t, "scoring", "the current method, whose dev failures the optimizer is shown")
             await self.score(method)
         failed = [v for v in method_verdicts(self.run.state, method.id, self.split.dev) if v.failed]
         originals = {item.seed_id: item.instruction for item in self.split.dev}
