@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from autoevol.config import evolve_settings, optimize_settings
 from autoevol.data.records import Seed
+from autoevol.detect.answering import answered_instead
 from autoevol.evolution.attempt import answer_handling
 from autoevol.evolution.steps import Job, Models, run_job
 from autoevol.llm.client import LLM
@@ -110,3 +113,18 @@ def test_each_phase_handles_answers_as_its_rule_set_says() -> None:
     assert answer_handling("none", final_pass=True) == "keep"
     assert answer_handling("paper", final_pass=False) == "reject"
     assert answer_handling("none", final_pass=False) == "keep"
+
+
+@pytest.mark.parametrize("evolved", [
+    # Korean requests: the polite imperative, the formal one, a question by ending or by asking word.
+    "나탈리아는 4월에 친구 48명에게 클립을 팔았고, 5월에는 그 절반을 팔았습니다. "
+    "두 달 동안 판매한 클립의 총합을 구하세요.",
+    "4월에 48개, 5월에 그 절반을 팔았다. 6월에 10개를 더 팔았다면 모두 몇 개인지 계산하시오",
+    "4월에 48개, 5월에 그 절반, 6월에 10개를 팔았다면 모두 얼마입니까",
+])
+def test_a_korean_instruction_with_numbers_of_its_own_is_not_an_answer(evolved: str) -> None:
+    assert answered_instead(evolved, QUESTION) is None
+
+
+def test_a_korean_statement_of_the_result_is_an_answer() -> None:
+    assert answered_instead("나탈리아는 두 달 동안 모두 72개의 클립을 팔았습니다.", QUESTION) == "result_of_question"
