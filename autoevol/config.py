@@ -112,8 +112,21 @@ class OptimizeSettings(_Frozen):
     score_parse_retries: int = Field(
         0, ge=0, le=5, description="sampled re-asks of an unparsable rewrite while scoring a dev item (the spec: none)"
     )
+    evaluator_feedback: bool | None = Field(
+        None, description="show the optimizer the checks' verdict beside each trajectory stage and the current "
+        "method's failed dev items (default: on, except with the paper's λ rules, rule set 'paper')"
+    )
 
-    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("score_parse_retries",)
+    LATE_FIELDS: ClassVar[tuple[str, ...]] = ("score_parse_retries", "evaluator_feedback")
+
+    @property
+    def shows_feedback(self) -> bool:
+        """Evaluator feedback on or off. Unset, the paper's λ rules mean the paper's plain trajectory: so
+        the `paper` preset needs no value of its own, and a `paper` run started before the field
+        existed hashes, resumes and prompts as it did (a preset value would enter the hash)."""
+        if self.evaluator_feedback is not None:
+            return self.evaluator_feedback
+        return self.rule_set != "paper"
 
 
 class ExecSettings(_Frozen):
@@ -222,7 +235,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # "Stop when λ no longer decreases": one step without a new lowest λ ends the search.
         "optimize": {
             "incumbent_competes": False, "return_best": False, "tie_break": "index", "hygiene": False,
-            "count_parse_failures": False, "rule_set": "paper", "patience": 1,
+            "count_parse_failures": False, "rule_set": "paper", "patience": 1,  # and so no evaluator feedback
         },
     },
     "default": {"evolve": {}, "optimize": {}},

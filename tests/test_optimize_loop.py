@@ -194,7 +194,8 @@ def test_paper_preset_returns_the_last_selected_method(data: Path, tmp_path: Pat
     assert outcome.best.parent_id == steps[0]["candidates"][0]["method_id"]
     assert outcome.best_lambda == steps[1]["lambda"]
     manifest = Manifest.load(tmp_path / "run").config()
-    assert manifest["optimize"] == paper.hashed()  # every resolved setting (a late one when set)
+    # Every resolved setting (a late field at its default is left out, and reads back as that default).
+    assert manifest["optimize"] == paper.hashed() and OptimizeSettings(**manifest["optimize"]) == paper
     assert manifest["optimize"]["incumbent_competes"] is False
     assert manifest["optimize"]["return_best"] is False
     assert manifest["evolve"]["rule_set"] == "none"  # the paper keeps every row of its final pass

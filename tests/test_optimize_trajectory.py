@@ -94,10 +94,14 @@ async def test_the_record_renders_the_prompts_byte_for_byte_as_the_dicts_did() -
     assert after.cases[0].stages[1:] == ("Alpha task, harder version 1.", "Alpha task, harder version 2.")
     assert after.cases[1].stages[1:] == ("It is 4.", "It is 4.")
     assert after.cases[2].stages[1].startswith("[no rewrite: the evol LLM rejected the request (")
+    plain = after.plain()
+    assert json.dumps(plain) == json.dumps(before)  # same keys, same order, same values
+    assert analysis_messages(plain) == analysis_messages(before)
+    assert optimization_messages(plain, "feedback", INITIAL) == optimization_messages(before, "feedback", INITIAL)
+    # The stored form adds the checks' verdicts after the stages, which the paper's prompt never shows.
     stored = after.to_dict()
-    assert json.dumps(stored) == json.dumps(before)  # same keys, same order, same values
-    assert analysis_messages(stored) == analysis_messages(before)
-    assert optimization_messages(stored, "feedback", INITIAL) == optimization_messages(before, "feedback", INITIAL)
+    assert [{k: v for k, v in case.items() if k != "verdicts"} for case in stored] == before
+    assert [len(case["verdicts"]) for case in stored] == [2, 2, 1]
 
 
 def test_a_stored_trajectory_from_an_older_run_reads_back_to_the_same_form(tmp_path: Path) -> None:

@@ -29,6 +29,8 @@ def test_every_template_loads_with_the_expected_variables() -> None:
     expected = {
         "analyze": {"trajectory"},
         "optimize": {"method"},
+        "analyze_feedback": {"trajectory", "dev_failures"},
+        "optimize_feedback": {"method"},
         "judge_equal": {"first", "second"},
         "respond_system": set(),
         "respond_math_system": set(),

@@ -96,3 +96,15 @@ def test_report_command_rewrites_the_report_with_tags_and_a_user_benchmark(
     page = out.read_text(encoding="utf-8")
     assert "bench.jsonl" in page and "arithmetic (5)" in page
     assert re.search(r"<td>training set</td><td class=\"n\">5</td><td class=\"n\">2.00</td>", page)
+
+
+def test_a_discarded_candidates_raw_replies_are_shown_beside_why(run_dir: Path) -> None:
+    page = html(run_dir)
+    # Candidate 2 of step 1 replied without an Optimized Method block: its reply is the evidence.
+    discarded = re.search(r"<summary>candidate 2: the optimizer's raw replies \(discarded: discarded by method "
+                          r"hygiene: no_optimized_method_block\)</summary>(.*?)</details>", page, re.DOTALL)
+    assert discarded is not None
+    assert "Case 0 failed to evolve: the rewrite only restated the question." in discarded.group(1)
+    assert "The method looks fine to me; I would not change it." in discarded.group(1)
+    selected = page.count("the optimizer's raw replies (selected")
+    assert selected == 2  # kept for every candidate, not only the discarded ones

@@ -58,7 +58,10 @@ _OPENING_WORDS = frozenset("""
 """.split())
 _CLAUSE_RE = re.compile(r"[.!;:,\n。，；：]+")
 _CJK_REQUEST_RE = re.compile(r"[吗嗎呢]|多少|几|幾|请|請|计算|計算|求|写|寫|解释|解釋|如何|怎么|怎麼|什么|什麼|哪|"
-                             r"为什么|為什麼|ですか|ますか|ください|計算し|求め|いくつ|何")
+                             r"为什么|為什麼|ですか|ますか|ください|計算し|求め|いくつ|何"
+                             # Korean requests and questions: "구하세요", "계산하시오", "몇 개입니까", "얼마인가요".
+                             # A statement ends in "-다" / "-습니다" / "-어요", none of which is listed.
+                             r"|세요|십시오|하시오|구하라|습니까|나요|인가요|얼마|몇|무엇|어떻게|왜")
 _MARKUP_RE = re.compile(r"\\boxed\s*\{([^{}]*)\}|\\\(|\\\)|\\\[|\\\]|\$|\*\*")
 
 

@@ -17,12 +17,14 @@ from autoevol.data.records import first_user_text
 from autoevol.detect import (
     JUDGE_UNPARSABLE,
     OK,
+    RULE_SETS,
     Verdict,
     detect,
     equal_judge_messages,
     parse_equal_judgement,
     truncation_verdict,
 )
+from autoevol.detect.answering import answered_instead
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
 from autoevol.methods.parse import ParseResult, parse_evolved
@@ -50,6 +52,20 @@ def rewrite_token_cap(method: EvolvingMethod, instruction: str, ceiling: int) ->
     return max(16, min(ceiling, wanted))
 
 
+#: What a rewrite that answers its parent instead of evolving it (`detect.answering`) becomes:
+#: "reject" it at once (λ counts it: a re-ask must not hide what the method does), "retry" it like an
+#: unparsable rewrite (the final pass: a sampled re-ask may still evolve the row), or "keep" it (the
+#: paper's final pass, rule set `none`, keeps every row).
+OnAnswer = Literal["reject", "retry", "keep"]
+
+
+def answer_handling(rule_set: str, *, final_pass: bool) -> OnAnswer:
+    """How a phase judging with `rule_set` treats a rewrite that answers instead of evolving."""
+    if not RULE_SETS[rule_set].rejects_answers:
+        return "keep"
+    return "retry" if final_pass else "reject"
+
+
 @dataclass(frozen=True, slots=True)
 class RewritePolicy:
     """How one instruction is rewritten."""
@@ -63,6 +79,8 @@ class RewritePolicy:
     #: Added to every sample index, so a row asked again in a later round is a new request.
     sample_base: int = 0
     phase: str = "evolve"
+    #: Callers that judge with a rule set pass `answer_handling(rule_set, ...)`.
+    on_answer: OnAnswer = "reject"
 
 
 #: What an answer cut at its cap becomes: "fail" (truncated), "reask" (once more at twice the cap,
@@ -124,18 +142,29 @@ def _judge_rewrite(completion: Completion, instruction: str, method: EvolvingMet
     if cut.failed:
         return None, cut  # even the fallback never keeps a rewrite that stopped mid-sentence
     parsed = parse_evolved(completion.text, original=instruction, method=method)
-    if parsed.ok:
-        return parsed.instruction, OK
-    if policy.whole_output_fallback:
-        text = _fallback_text(parsed, completion.text)
-        if text:
-            return text, OK
-    return None, _parse_verdict(parsed)
+    text = parsed.instruction if parsed.ok else None
+    if text is None and policy.whole_output_fallback:
+        text = _fallback_text(parsed, completion.text) or None
+    if text is None:
+        return None, _parse_verdict(parsed)
+    # Fig. 1's "answering instead of evolution": a result is no harder instruction, whatever parsed.
+    answered = answered_instead(text, instruction) if policy.on_answer != "keep" else None
+    if answered is not None:
+        return None, Verdict(True, "answered_instead", answered)
+    return text, OK
+
+
+def _asked_again(verdict: Verdict, policy: RewritePolicy) -> bool:
+    """Is an unusable rewrite re-asked? Not when it came back unchanged (the model understood and
+    chose not to change it), and an answer only where the policy says so."""
+    if verdict.category == "unchanged_instruction":
+        return False
+    return verdict.category != "answered_instead" or policy.on_answer == "retry"
 
 
 async def rewrite(evol: LLM, method: EvolvingMethod, instruction: str, policy: RewritePolicy) -> Rewrite:
     """Rewrite one instruction; an unusable rewrite (unparsable or cut off) is re-asked `retries`
-    times, sampling. "Unchanged" is not retried: the model understood and chose not to change it.
+    times, sampling (see `_asked_again` for the verdicts that are not).
 
     Each attempt starts at the method's cap; one cut off below the ceiling is first asked again,
     unchanged, at the ceiling (`policy.max_tokens`), which later attempts keep.
@@ -155,7 +184,7 @@ async def rewrite(evol: LLM, method: EvolvingMethod, instruction: str, policy: R
         usage = add_usage(usage, completion.usage)
         raw = completion.text
         text, verdict = _judge_rewrite(completion, instruction, method, policy)
-        if text is not None or verdict.category == "unchanged_instruction":
+        if text is not None or not _asked_again(verdict, policy):
             break
     return Rewrite(text, raw, verdict, usage)
 

@@ -12,7 +12,7 @@ from typing import Any
 from autoevol.config import EvolveSettings
 from autoevol.data.records import OutputRow, Turn, first_user_text
 from autoevol.errors import REQUEST_ERRORS, AuthError, BackendError, BudgetExhausted, ModelNotFoundError
-from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy, evolve_conversation
+from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy, answer_handling, evolve_conversation
 from autoevol.evolution.units import MODEL_ERROR, REQUEST_ERROR
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
@@ -64,6 +64,7 @@ def rewrite_policy(settings: EvolveSettings, round_: int, phase: str) -> Rewrite
     return RewritePolicy(
         temperature=settings.evol_temperature, max_tokens=settings.evol_max_tokens, retries=settings.parse_retries,
         whole_output_fallback=settings.rule_set == "none", sample_base=(round_ - 1) * attempts, phase=phase,
+        on_answer=answer_handling(settings.rule_set, final_pass=True),
     )
 
 

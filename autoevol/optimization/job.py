@@ -13,7 +13,7 @@ from typing import Any
 
 from autoevol.config import EvolveSettings, OptimizeSettings
 from autoevol.data.source import DataSource
-from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy
+from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy, answer_handling
 from autoevol.files import atomic_write_text
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
@@ -48,7 +48,7 @@ def build_optimizer(
                         max_tokens=opt.optimizer_max_tokens, hygiene=opt.hygiene)
     # The optimizer must see what the method really does: one attempt, no fallback, no retry.
     shown = RewritePolicy(temperature=evo.evol_temperature, max_tokens=evo.evol_max_tokens,
-                          phase="optimize.trajectory")
+                          phase="optimize.trajectory", on_answer=answer_handling(opt.rule_set, final_pass=False))
     return Optimizer(opt, scorer, proposer, split, run, seed=evo.seed, trajectory_policy=shown, on_step=on_step,
                      on_progress=on_progress)
 
@@ -61,7 +61,7 @@ def scoring_policies(opt: OptimizeSettings, evo: EvolveSettings) -> tuple[Rewrit
     phase = "optimize.score"
     rewrite = RewritePolicy(temperature=evo.evol_temperature, max_tokens=evo.evol_max_tokens,
                             retries=opt.score_parse_retries, whole_output_fallback=not opt.count_parse_failures,
-                            phase=phase)
+                            phase=phase, on_answer=answer_handling(opt.rule_set, final_pass=False))
     answer = AnswerPolicy(temperature=evo.respond_temperature, max_tokens=evo.respond_max_tokens,
                           rule_set=opt.rule_set, math=opt.score_math_answers, phase=phase, on_cut=evo.cut_answers)
     return rewrite, answer

@@ -19,12 +19,13 @@ from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy
 from autoevol.executor import Clients, Executor, LocalExecutor, Work
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimization.fanout import all_of
-from autoevol.optimization.propose import Candidate, Proposer, Trajectory, trajectory
+from autoevol.optimization.propose import Candidate, DevFailure, Proposer, Trajectory, trajectory
 from autoevol.optimization.records import (
     SCORE_PHASE,
     StepRecord,
     decided_by,
     explain,
+    method_verdicts,
     score_key,
     score_to_dict,
     step_key,
@@ -36,6 +37,8 @@ from autoevol.optimization.split import Split
 from autoevol.store.run import RunDir
 
 Phase = Literal["trajectory", "proposing", "scoring", "step_done"]
+#: The current method's failed dev items the optimizer is shown with evaluator feedback.
+SHOWN_DEV_FAILURES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +145,9 @@ class Optimizer:
             traj = Trajectory.from_dict(stored_traj)
         stored = self.run.state.read(step_key(t, "candidates"))
         if stored is None:
+            failures = await self._dev_failures(t, state.current) if s.shows_feedback else None
             self._report(t, "proposing", f"{s.candidates} candidates")
-            candidates = await self.proposer.propose(s.candidates, traj, state.current, t)
+            candidates = await self.proposer.propose(s.candidates, traj, state.current, t, failures)
             self.run.state.set(step_key(t, "candidates"), [c.to_dict() for c in candidates])
         else:
             candidates = [Candidate.from_dict(c) for c in stored]
@@ -162,6 +166,18 @@ class Optimizer:
             outcomes=explain(candidates, entries, screened, chosen, s.tie_break),
             decided_by=decided_by(entries, chosen, s.tie_break),
         )
+
+    async def _dev_failures(self, t: int, method: EvolvingMethod) -> tuple[DevFailure, ...]:
+        """The current method's first failed dev items, for the optimizer. A competing incumbent is
+        scored in this step anyway, so it is scored first (its verdicts are units: never paid twice);
+        otherwise its verdicts are known once it was a scored candidate."""
+        if self.settings.incumbent_competes:
+            self._verdicts[:] = [0, 0]
+            self._report(t, "scoring", "the current method, whose dev failures the optimizer is shown")
+            await self.score(method)
+        failed = [v for v in method_verdicts(self.run.state, method.id, self.split.dev) if v.failed]
+        originals = {item.seed_id: item.instruction for item in self.split.dev}
+        return tuple(DevFailure.of(v, originals.get(v.seed_id, "")) for v in failed[:SHOWN_DEV_FAILURES])
 
     async def _score_all(
         self, current: EvolvingMethod, candidates: Sequence[Candidate]

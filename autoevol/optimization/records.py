@@ -26,6 +26,7 @@ from autoevol.optimization.score import ItemVerdict, Score
 from autoevol.optimization.select import Entry, Screened, sort_key
 
 if TYPE_CHECKING:
+    from autoevol.data.records import Seed
     from autoevol.store.run import StateDB
 
 RECORD_VERSION = 2
@@ -153,6 +154,12 @@ def stored_verdicts(state: StateDB) -> dict[str, dict[str, ItemVerdict]]:
         _, method_id, seed_id = key.split("|", 2)
         verdicts[method_id][seed_id] = ItemVerdict.from_dict(payload)
     return dict(verdicts)
+
+
+def method_verdicts(state: StateDB, method_id: str, dev: Sequence[Seed]) -> list[ItemVerdict]:
+    """The stored dev verdicts of one method, in dev order (items not scored yet are left out)."""
+    stored = (state.get(score_key(method_id, item.seed_id)) for item in dev)
+    return [ItemVerdict.from_dict(payload) for payload in stored if payload is not None]
 
 
 def score_to_dict(score: Score) -> dict[str, Any]:

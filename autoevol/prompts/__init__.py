@@ -9,6 +9,11 @@ response-cache keys of the runs that use it.
 Deviation from the paper (SPEC §5.8): `optimize.txt` adds one sentence asking the optimizer to keep
 the method's `{instruction}` input line and its reply-format block with the final marker. Without
 it, rewrites silently lose the slot or rename the marker the parser needs.
+
+Evaluator feedback (`OptimizeSettings.shows_feedback`, off in `paper`): `analyze_feedback.txt`
+and `optimize_feedback.txt` are our own text in the paper's order (trajectory, analysis, method
+rewrite). The trajectory is shown as readable text with the checks' verdict beside each stage, and
+the current method's failed dev items follow it, so the optimizer sees what λ counted.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from autoevol.types import Message, assistant, system, user
 __all__ = [
     "PROMPT_NAMES",
     "analysis_messages",
+    "feedback_analysis_messages",
+    "feedback_optimization_messages",
     "load_template",
     "optimization_messages",
     "parse_optimized_method",
@@ -38,6 +45,8 @@ __all__ = [
 PROMPT_NAMES: tuple[str, ...] = (
     "analyze",
     "optimize",
+    "analyze_feedback",
+    "optimize_feedback",
     "judge_equal",
     "respond_system",
     "respond_math_system",
@@ -109,6 +118,26 @@ def optimization_messages(
         *analysis_messages(trajectory),
         assistant(feedback),
         user(render("optimize", method=method.template)),
+    ]
+
+
+def feedback_analysis_messages(trajectory: str, dev_failures: str) -> list[Message]:
+    """Trajectory analysis with the checks' verdicts: `trajectory` is the cases as text with a verdict
+    beside each stage, `dev_failures` the incumbent's failed dev items ("" for none)."""
+    if not trajectory.strip():
+        raise ValueError("a trajectory needs at least one case")
+    block = f"{dev_failures.strip()}\n\n" if dev_failures.strip() else ""
+    return [user(render("analyze_feedback", trajectory=trajectory.strip(), dev_failures=block))]
+
+
+def feedback_optimization_messages(
+    trajectory: str, dev_failures: str, feedback: str, method: EvolvingMethod
+) -> list[Message]:
+    """The method rewrite after `feedback_analysis_messages`, in the same chat (as the paper's EMO turn)."""
+    return [
+        *feedback_analysis_messages(trajectory, dev_failures),
+        assistant(feedback),
+        user(render("optimize_feedback", method=method.template)),
     ]
 
 

@@ -67,6 +67,8 @@ def _step(run: RunData, record: StepRecord, parent: Any) -> dict[str, Any]:
             "why": o.detail if o else (c.rejected or ""), "repaired": c.repaired,
             "dev": _dev_stats(run, c.method.id) if c.method else None, "feedback": c.feedback,
             "diff": diff_lines(parent.template, c.method.template) if c.method else None,
+            # What the optimizer really said (None when the turn was never answered, or in older runs).
+            "analysis_reply": c.analysis_reply, "rewrite_reply": c.rewrite_reply,
         }
         rows.append(row)
     cats: Counter[str] = Counter()

@@ -51,8 +51,9 @@ FINAL = "#Finally Rewritten Instruction#:"
 _METHOD_TAG_RE = re.compile(r"\[NAME=(?P<name>[\w-]+) QUALITY=q(?P<q>\d+) LEN=(?P<len>\d+)\]")
 _INSTR_TAG_RE = re.compile(r"\s*\[NAME=(?P<name>[\w-]+) QUALITY=q(?P<q>\d+) LEN=(?P<len>\d+)\]")
 _QUESTION_RE = re.compile(r"Question (\d+):")
-_ANALYZE_HEAD = load_template("analyze")[:60]
-_OPTIMIZE_HEAD = load_template("optimize")[:60]
+# The paper's prompts and the evaluator-feedback ones (the default): the script answers both alike.
+_ANALYZE_HEAD = (load_template("analyze")[:60], load_template("analyze_feedback")[:60])
+_OPTIMIZE_HEAD = (load_template("optimize")[:60], load_template("optimize_feedback")[:60])
 _METHOD_BLOCK_RE = re.compile(r"```Method\n(?P<body>[\s\S]*?)\n?```\s*\Z")
 
 
@@ -242,6 +243,6 @@ def server_reply(body: dict[str, Any]) -> str:
             handle.write("r\n")
     messages = body["messages"]
     last = str(messages[-1]["content"])
-    if last.startswith((_ANALYZE_HEAD, _OPTIMIZE_HEAD)):
+    if last.startswith((*_ANALYZE_HEAD, *_OPTIMIZE_HEAD)):
         return optimizer_reply(messages, 0, table_plan(SERVER_PLAN))
     return evol_reply(messages)
