@@ -43,8 +43,8 @@ def public_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
+    rest, hashmark, fragment = rest.partition("#")
     head, qmark, query = rest.partition("?")
-    query, hashmark, fragment = query.partition("#")
     authority, slash, path = head.partition("/")
     if "@" in authority:
         authority = _MASK + "@" + authority.rpartition("@")[2]
