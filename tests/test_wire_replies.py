@@ -9,6 +9,7 @@ list of parts is joined; a deterministic malformed body fails its row once inste
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,8 +92,6 @@ async def test_a_deterministic_malformed_body_is_asked_once_more_then_fails(serv
 
 
 def _evolve(tmp_path: Path, home: Path, url: str, out: str) -> tuple[int, list[dict[str, object]], str]:
-    import subprocess
-
     args = ["evolve", "seeds.jsonl", "--model", "openai:fake", "--base-url", url, "--out", out, "--quiet"]
     result = subprocess.run([*CLI, *args], cwd=tmp_path, env=cli_env(home), capture_output=True, text=True,
                             timeout=120, check=False)
@@ -113,7 +112,7 @@ def test_filtered_and_refused_answers_are_never_training_rows(
 ) -> None:
     write_seeds(tmp_path / "seeds.jsonl", SEEDS)
     server.inject(Fault.choice(message, "content_filter" if message.get("content") else "stop"), times=None)
-    code, rows, stderr = _evolve(tmp_path, autoevol_home, server.url, "runs/f")
+    _, rows, stderr = _evolve(tmp_path, autoevol_home, server.url, "runs/f")
     assert len(rows) == SEEDS, stderr
     assert [r["status"] for r in rows] == ["rejected"] * SEEDS
     assert {r["failure_category"] for r in rows} == {"filtered"}

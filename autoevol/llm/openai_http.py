@@ -346,15 +346,21 @@ def _server_message(raw: bytes, status: int) -> str:
     """The server's own error text when it sent the OpenAI error shape, else the start of its body."""
     try:
         body = json.loads(raw)
-    except ValueError:
-        text = raw[:500].decode("utf-8", "replace").strip()
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        text = _one_line(raw[:500].decode("utf-8", "replace"))
         return text or f"HTTP {status}"
     if isinstance(body, dict):
         inner = body.get("error", body)
         message = inner.get("message") if isinstance(inner, dict) else inner
         if message:
-            return str(message)[:500]
-    return raw[:500].decode("utf-8", "replace")
+            shown = message if isinstance(message, str) else json.dumps(message, ensure_ascii=False)[:500]
+            return _one_line(shown[:500]) or f"HTTP {status}"
+    return _one_line(raw[:500].decode("utf-8", "replace")) or f"HTTP {status}"
+
+
+def _one_line(text: str) -> str:
+    """A server's text as one line of an error message (the CLI prints errors as one line)."""
+    return " ".join(text.split())
 
 
 def _origin(base_url: str) -> str:
