@@ -90,6 +90,16 @@ class TransportError(BackendError):
     retryable = True
 
 
+class MalformedReplyError(TransportError):
+    """A complete HTTP 200 whose body is no usable chat completion: not JSON, not UTF-8, the wrong
+    shape, or larger than the response-size cap.
+
+    A proxy hiccup can cause one, so the endpoint asks once more (`RetryPolicy.malformed_retries`);
+    a model at T = 0 that produces invalid UTF-8 produces it every time, so after that the item fails
+    like a rejected request (`REQUEST_ERRORS`) instead of being paid again on every rerun.
+    """
+
+
 class RateLimitError(BackendError):
     retryable = True
 
@@ -124,6 +134,13 @@ class AuthError(BackendError):
     """401/403: retrying cannot help."""
 
 
+class StalledServerError(TooManyErrors, AuthError):
+    """The server asked to wait longer than the run is willing to (a Retry-After above the cap), or
+    accepts connections and answers nothing. Resumable like `TooManyErrors` (exit 7; the run is marked
+    stopped), and systemic like `AuthError`: a row that meets it stops the run instead of failing alone
+    (the row code treats `AuthError` as systemic; it is not about the key)."""
+
+
 class ModelNotFoundError(BackendError):
     """404 for the model or the endpoint."""
 
@@ -138,7 +155,7 @@ class BadRequestError(BackendError):
 
 #: The request itself is the problem (too long, malformed): asking again gives the same answer, so
 #: the item fails and the run goes on.
-REQUEST_ERRORS = (ContextWindowError, BadRequestError)
+REQUEST_ERRORS = (ContextWindowError, BadRequestError, MalformedReplyError)
 
 
 def is_retryable(error: BaseException) -> bool:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING
 
+from autoevol.cli.support import terminal_text
 from autoevol.methods.method import EvolvingMethod
 from autoevol.optimization.records import StepRecord
 
@@ -90,16 +91,17 @@ def print_outcome(outcome: OptimizeOutcome, *, quiet: bool = False, stream: IO[s
     for name in ("step", "incumbent λ", "candidates (λ, or why discarded)", "selected", "decided by"):
         table.add_column(name, overflow="fold")
     for row in step_rows(outcome.history):
-        table.add_row(*row)
+        table.add_row(*map(terminal_text, row))
     console.print(table)
     best = outcome.best
     parent = find_parent(best, outcome.history, outcome.initial)
     if best.parent_id is None or (outcome.initial is not None and best.id == outcome.initial.id):
-        console.print(f"selected: {best.id} = the starting method ({best.name}); no candidate beat it")
+        console.print(terminal_text(f"selected: {best.id} = the starting method ({best.name}); no candidate beat it"),
+                      markup=False)
         return
     console.print(f"selected: {best.id} (dev λ {_lam(outcome.best_lambda)}), derived from {best.parent_id}")
     if parent is None:
         return
-    for line in template_diff(parent, best):
+    for line in map(terminal_text, template_diff(parent, best)):  # model-written: no escapes reach the tty
         style = "green" if line.startswith("+") else "red" if line.startswith("-") else None
         console.print(line, style=style, markup=False, soft_wrap=True)

@@ -107,11 +107,12 @@ def methods_show(
     ),
 ) -> None:
     """Render a method with an example instruction, as the evol LLM would see it."""
+    from autoevol.cli.support import terminal_text
     from autoevol.methods import load_method
 
     method = guarded(lambda: load_method(name))
-    typer.echo(f"# {method.name}  id={method.id}  parent={method.parent_id}")
-    typer.echo(method.render(instruction))
+    typer.echo(terminal_text(f"# {method.name}  id={method.id}  parent={method.parent_id}"))
+    typer.echo(terminal_text(method.render(instruction)))
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,6 +19,15 @@ if TYPE_CHECKING:  # the CLI imports this module at start-up; the optimizer stac
     from autoevol.plan import DryRun
 
 T = TypeVar("T")
+#: C0 controls but tab and newline, DEL, and C1 controls: ESC starts the sequences that set a window
+#: title, write the clipboard (OSC 52) or hide text, and C1's CSI/OSC do the same in one character.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_text(text: str) -> str:
+    """`text` safe to print to a terminal: model-written text (a method the optimiser proposed, which
+    seed text can steer) loses every control character except newline and tab (review B15)."""
+    return _CONTROLS.sub("", text)
 
 
 def guarded(fn: Callable[[], T], *, resumable: bool = True) -> T:

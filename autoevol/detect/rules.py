@@ -46,6 +46,7 @@ Category = Literal[
     "unchanged_instruction",
     "truncated",
     "answered_instead",
+    "filtered",
 ]
 CATEGORY_IDS: dict[str, str] = {
     "stagnant_complexity": "F1",
@@ -59,6 +60,7 @@ CATEGORY_IDS: dict[str, str] = {
     "unchanged_instruction": "§5.8",
     "truncated": "B9",
     "answered_instead": "Fig.1",
+    "filtered": "B5",
 }
 
 

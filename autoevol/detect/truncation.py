@@ -1,4 +1,5 @@
-"""Truncated completions and repetition loops (fidelity review B9).
+"""Truncated, filtered and refused completions, and repetition loops (fidelity review B9,
+reliability review B5).
 
 A completion that stopped at max_tokens (`finish_reason == "length"`) is cut off: a rewrite may end
 mid-sentence, an answer may lack its result. `truncation_verdict` turns that into a failing Verdict
@@ -20,6 +21,7 @@ from __future__ import annotations
 import re
 
 from autoevol.detect.rules import OK, Verdict
+from autoevol.llm.finish import USABLE, normalize_finish
 
 _SPACE_RE = re.compile(r"\s+")
 _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
@@ -69,8 +71,16 @@ def is_looping(text: str) -> bool:
 
 
 def truncation_verdict(text: str, finish_reason: str) -> Verdict:
-    """A failing "truncated" Verdict when the completion stopped at max_tokens, else OK."""
-    if finish_reason != "length":
+    """A failing Verdict when the completion is no finished answer: "truncated" when it stopped at
+    max_tokens, "filtered" when it stopped for any reason but its end (a content filter, a refusal,
+    a tool call, an aborted request, a word no server we know uses), else OK.
+
+    The reason is normalised again here, so completions cached before `llm.finish` existed
+    ("unknown", "eos") are judged in the same vocabulary."""
+    finish = normalize_finish(finish_reason)
+    if finish not in USABLE:
+        return Verdict(True, "filtered", f"finish_reason_{finish}")
+    if finish != "length":
         return OK
     rule = "repetition_loop" if is_looping(text) else "finish_reason_length"
     return Verdict(True, "truncated", rule)

@@ -12,6 +12,14 @@ limit halves it once, not once per failure.
 
 Retries of timed-out requests draw on a budget proportional to the work (first attempts): a retry
 storm can never outgrow the work itself. Past it, the request fails at once with advice.
+
+Two kinds of server stall stop the run instead of one row at a time (`StalledServerError`, resumable):
+a `Retry-After` above `RetryPolicy.max_retry_after_s`, and, with `stall_after_timeouts = K`, K request
+deadlines expiring before the server ever answered (it accepts connections and says nothing). Requests
+go out `concurrency` at a time, so the second case costs about ceil(K / concurrency) deadlines, at most
+K; every request still waiting for a slot then fails at once. A body that is no usable completion
+(`MalformedReplyError`) is asked again `malformed_retries` times only: from a T = 0 model it is
+deterministic, and the row fails like a rejected request.
 """
 
 from __future__ import annotations
@@ -24,7 +32,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from autoevol.errors import BackendError, DeadlineExceeded, ModelNotFoundError, RateLimitError, is_retryable
+from autoevol.errors import (
+    BackendError,
+    DeadlineExceeded,
+    MalformedReplyError,
+    ModelNotFoundError,
+    RateLimitError,
+    StalledServerError,
+    is_retryable,
+)
 from autoevol.llm.base import Backend
 from autoevol.types import Completion, CompletionRequest
 
@@ -36,8 +52,12 @@ class RetryPolicy:
     max_retries: int = 6
     base_delay_s: float = 0.5
     max_delay_s: float = 30.0
-    #: The longest Retry-After we honour; beyond it the server is effectively down.
+    #: The longest Retry-After we honour; beyond it the server is effectively down and the run stops.
     max_retry_after_s: float = 300.0
+    #: Extra attempts for a body that is no usable completion (a hiccup once; a model's output if twice).
+    malformed_retries: int = 1
+    #: Stop everything after this many deadline expiries with no answer yet (None: never; the pool sets it).
+    stall_after_timeouts: int | None = None
     #: Congestion signals (429s, deadline expiries) within `window_s` before the live concurrency is halved.
     throttle_after: int = 2
     window_s: float = 10.0
@@ -85,7 +105,8 @@ class AdaptiveLimiter:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self._give_back()  # handed a slot at the moment we were cancelled: pass it on
-            else:
+            elif waiter in self._waiters:
+                # `_hand_over` may already have popped (and skipped) this cancelled waiter.
                 self._waiters.remove(waiter)
             raise
 
@@ -142,6 +163,9 @@ class Endpoint:
         self._congestion: list[float] = []
         self.requests = 0  # first attempts: the work
         self.deadline_retries = 0
+        self.answered = 0  # attempts that got a completion
+        self._silent_timeouts = 0  # deadline expiries before the first answer
+        self._stalled: str | None = None  # why the server counts as silent, once it does
         #: Told of every error about to be retried (the pool counts them by cause in the usage meter).
         self.on_retry: Callable[[BackendError], None] | None = None
         #: Where the key is, for the model list a 404 answers with (set by the pool; the backend keeps it private).
@@ -171,9 +195,11 @@ class Endpoint:
                     raise await self._explain_not_found(error) from None
                 if not is_retryable(error):
                     raise
-                if attempt >= self.retry.max_retries:
+                if attempt >= self.retry.max_retries or (
+                        isinstance(error, MalformedReplyError) and attempt >= self.retry.malformed_retries):
                     # Retried and still failing: say how often and where (with retries off, the error is plain).
                     raise (_gave_up(error, attempt + 1, self.where) if attempt else error) from None
+                self._check_stall(error)  # before waiting: a wait that long, or for nobody, stops the run
                 if isinstance(error, DeadlineExceeded):
                     allowed = self.retry.deadline_retry_floor + self.retry.deadline_retry_ratio * self.requests
                     if self.deadline_retries >= allowed:
@@ -188,6 +214,25 @@ class Endpoint:
                 log.info("retrying after %s (attempt %d, waiting %.2fs)", type(error).__name__, attempt + 1, wait)
                 attempt += 1
                 await asyncio.sleep(wait)
+
+    def _check_stall(self, error: BackendError) -> None:
+        """Raise `StalledServerError` when `error` says the server will not answer in useful time."""
+        if self._stalled is not None:
+            raise StalledServerError(self._stalled)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None and retry_after > self.retry.max_retry_after_s:
+            raise StalledServerError(
+                f"the server asks to wait {retry_after:.0f} s before the next request ({self.where}; autoevol "
+                f"waits at most {self.retry.max_retry_after_s:g} s): run the same command again later to resume")
+        limit = self.retry.stall_after_timeouts
+        if isinstance(error, DeadlineExceeded) and not self.answered and limit is not None:
+            self._silent_timeouts += 1
+            if self._silent_timeouts >= limit:
+                self._stalled = (
+                    f"{self.where} accepts connections but answered none of the first {self._silent_timeouts} "
+                    f"requests within the {self.request_timeout_s:g}s request deadline; check the server (or "
+                    "raise --request-timeout for a slow one), then run the same command again to resume")
+                raise StalledServerError(self._stalled)
 
     async def _explain_not_found(self, error: ModelNotFoundError) -> ModelNotFoundError:
         """A 404 with what the server does serve (asked once per endpoint), e.g. a base URL missing /v1."""
@@ -204,6 +249,9 @@ class Endpoint:
 
     async def _attempt(self, request: CompletionRequest, on_send: Callable[[], None] | None) -> Completion:
         async with self.limiter:
+            if self._stalled is not None:
+                # Waited for a slot while the server was found silent: do not send.
+                raise StalledServerError(self._stalled)
             sent_at_epoch = self.limiter.epoch
             if on_send is not None:
                 on_send()
@@ -221,6 +269,7 @@ class Endpoint:
                 self._note_congestion(sent_at_epoch, "rate limiting")
                 raise
             self.limiter.success()
+            self.answered += 1
         if not completion.latency_s:
             completion = replace(completion, latency_s=time.monotonic() - started)
         return completion

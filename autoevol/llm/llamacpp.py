@@ -27,6 +27,7 @@ from autoevol.errors import (
     ModelNotFoundError,
     ServerError,
 )
+from autoevol.llm.finish import normalize_finish
 from autoevol.types import Completion, CompletionRequest, Usage
 
 _CONTEXT_WORDS = re.compile(r"context window|context length|exceeds? .*n_ctx", re.IGNORECASE)
@@ -151,7 +152,7 @@ def _to_completion(result: dict[str, Any], request: CompletionRequest, latency: 
     usage = result.get("usage") or {}
     return Completion(
         text=text,
-        finish_reason=choice.get("finish_reason") or "stop",
+        finish_reason=normalize_finish(choice.get("finish_reason")),
         usage=Usage(
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),

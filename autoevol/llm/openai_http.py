@@ -46,11 +46,13 @@ from autoevol.errors import (
     BackendError,
     BadRequestError,
     ContextWindowError,
+    MalformedReplyError,
     ModelNotFoundError,
     RateLimitError,
     ServerError,
     TransportError,
 )
+from autoevol.llm.finish import FinishReason, normalize_finish
 from autoevol.redact import redact
 from autoevol.types import Completion, CompletionRequest, Usage
 
@@ -60,6 +62,8 @@ PLACEHOLDER_KEY = "not-set"
 _BACKSTOP_S, _CONNECT_S = 3600.0, 60.0
 #: Connections kept per session; the Endpoint's concurrency (at most 4096) is the real bound.
 _MAX_CONNECTIONS = 4096
+#: The smallest response-size cap (see `body_cap`): error pages and short answers always fit.
+_MIN_BODY_CAP = 1 << 20
 _CONTEXT_WORDS = re.compile(
     r"context.{0,3}(length|window|size)|context_length_exceeded|too many tokens|prompt is too long|"
     r"input is too long|exceeds? the (model'?s? )?context",
@@ -158,7 +162,7 @@ class OpenAIBackend:
             try:
                 async with self._client().post(self._url, data=_dumps(params).encode()) as response:
                     status, headers = response.status, response.headers
-                    raw = await response.read()
+                    raw = await _read_capped(response, body_cap(request.max_tokens))
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 # ClientError: refused, reset, closed early, a truncated body, the backstop timeout
                 # (aiohttp's are TimeoutErrors too; the Endpoint's own deadline arrives as a cancellation).
@@ -214,44 +218,93 @@ class OpenAIBackend:
         await session.close()
 
 
+def body_cap(max_tokens: int) -> int:
+    """The largest response body read: 16 bytes per token asked for (4 bytes a character, 4 characters a
+    token) with room for JSON escapes, never below 1 MB. Beyond it the server is not answering the request."""
+    return max(_MIN_BODY_CAP, 16 * max_tokens * 4)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, or `MalformedReplyError` as soon as it passes `cap` bytes (an endless body stops early)."""
+    declared = response.content_length
+    if declared is not None and declared > cap:
+        raise MalformedReplyError(f"malformed response: a body of {declared} bytes is over the {cap}-byte cap")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > cap:
+            raise MalformedReplyError(f"malformed response: the body passed the {cap}-byte cap")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _to_completion(raw: bytes, request: CompletionRequest, latency_s: float, *, secret: str) -> Completion:
-    """Read the parts we need defensively: a server sends whatever it sends."""
+    """Read the parts we need defensively: a server sends whatever it sends. Anything that is no
+    completion is a `MalformedReplyError` with a one-line reason (never another exception)."""
     try:
         body = json.loads(raw)
-    except ValueError as error:  # also UnicodeDecodeError
-        raise TransportError(f"malformed response body: {_redact(str(error), secret)[:200]}") from None
+    except (ValueError, RecursionError) as error:  # ValueError includes UnicodeDecodeError
+        reason = _redact(str(error), secret)[:200] if isinstance(error, ValueError) else "nested too deeply"
+        raise MalformedReplyError(f"malformed response body: {reason}") from None
     choices = body.get("choices") if isinstance(body, dict) else None
     if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
-        raise TransportError("malformed response: no choices")
+        raise MalformedReplyError("malformed response: no choices")
     choice = choices[0]
     message = choice.get("message")
     message = message if isinstance(message, dict) else {}
-    text = message.get("content")
-    finish = choice.get("finish_reason") or "unknown"
-    if text is None and isinstance(message.get("refusal"), str):
-        # A refusal is an answer (the caller records it as a per-item failure), not a transport fault.
-        text, finish = message["refusal"], "refusal"
-    if not isinstance(text, str):
-        raise TransportError("malformed response: no message content")
+    text, finish = _message_text(message, normalize_finish(choice.get("finish_reason")))
     usage = body.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     details = usage.get("completion_tokens_details")
     details = details if isinstance(details, dict) else {}
+    model = body.get("model")
     return Completion(
         text=text,
-        finish_reason=str(finish),
+        finish_reason=finish,
         usage=Usage(prompt_tokens=_count(usage.get("prompt_tokens")),
                     completion_tokens=_count(usage.get("completion_tokens")),
                     reasoning_tokens=_count(details.get("reasoning_tokens"))),
         latency_s=latency_s,
-        model=str(body.get("model") or request.model),
+        model=model[:200] if isinstance(model, str) and model else request.model,
     )
 
 
+def _message_text(message: Mapping[str, Any], finish: FinishReason) -> tuple[str, FinishReason]:
+    """The answer's text and finish reason: content as a string or a list of text parts (joined); no
+    content is an empty answer when the reason explains it (a refusal, a reasoning model that spent
+    its tokens thinking, a tool call), and malformed otherwise."""
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "".join(_part_text(part) for part in content)
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal and not (isinstance(content, str) and content):
+        return refusal, "refusal"  # the caller's checks fail a refusal; it is an answer, not a fault
+    if isinstance(content, str):
+        return content, finish
+    if content is None and (finish in ("length", "content_filter", "tool_calls") or message.get("tool_calls")):
+        return "", "tool_calls" if finish == "stop" else finish
+    raise MalformedReplyError("malformed response: no message content")
+
+
+def _part_text(part: object) -> str:
+    """One element of a list-valued `content`: a string, or `{"type": "text", "text": ...}`; others add nothing."""
+    if isinstance(part, str):
+        return part
+    if isinstance(part, dict) and part.get("type", "text") in ("text", "output_text"):
+        text = part.get("text")
+        return text if isinstance(text, str) else ""
+    return ""
+
+
 def _count(value: object) -> int:
+    """A token count as the server reported it; anything that is no count (a string, a list, NaN,
+    infinity, a negative number) is 0; a numeric string counts, so usage accounting never fails on it."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return 0
     try:
-        return int(value or 0)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        return max(0, int(value))
+    except (OverflowError, ValueError):
         return 0
 
 
@@ -293,15 +346,21 @@ def _server_message(raw: bytes, status: int) -> str:
     """The server's own error text when it sent the OpenAI error shape, else the start of its body."""
     try:
         body = json.loads(raw)
-    except ValueError:
-        text = raw[:500].decode("utf-8", "replace").strip()
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        text = _one_line(raw[:500].decode("utf-8", "replace"))
         return text or f"HTTP {status}"
     if isinstance(body, dict):
         inner = body.get("error", body)
         message = inner.get("message") if isinstance(inner, dict) else inner
         if message:
-            return str(message)[:500]
-    return raw[:500].decode("utf-8", "replace")
+            shown = message if isinstance(message, str) else json.dumps(message, ensure_ascii=False)[:500]
+            return _one_line(shown[:500]) or f"HTTP {status}"
+    return _one_line(raw[:500].decode("utf-8", "replace")) or f"HTTP {status}"
+
+
+def _one_line(text: str) -> str:
+    """A server's text as one line of an error message (the CLI prints errors as one line)."""
+    return " ".join(text.split())
 
 
 def _origin(base_url: str) -> str:

@@ -78,6 +78,11 @@ def endpoint_key(spec: ModelSpec) -> str:
     return key
 
 
+#: A server that let this many request deadlines expire before its first answer counts as silent and
+#: stops the run (README, Guarantees). HTTP only: an embedded model is slow, never silent.
+STALL_AFTER_TIMEOUTS = 2
+
+
 class ModelPool(AbstractAsyncContextManager["ModelPool"]):
     def __init__(
         self,
@@ -99,7 +104,8 @@ class ModelPool(AbstractAsyncContextManager["ModelPool"]):
                 backend or build_backend(spec),
                 concurrency=spec.concurrency,
                 request_timeout_s=spec.request_timeout,
-                retry=RetryPolicy(max_retries=spec.max_retries),
+                retry=RetryPolicy(max_retries=spec.max_retries, stall_after_timeouts=(
+                    STALL_AFTER_TIMEOUTS if spec.kind == "openai" and backend is None else None)),
             )
             endpoint.on_retry = self.meter.record_retry
             endpoint.api_key_env = spec.api_key_env

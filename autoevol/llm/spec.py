@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,8 @@ def public_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
+    rest, hashmark, fragment = rest.partition("#")
     head, qmark, query = rest.partition("?")
-    query, hashmark, fragment = query.partition("#")
     authority, slash, path = head.partition("/")
     if "@" in authority:
         authority = _MASK + "@" + authority.rpartition("@")[2]
@@ -65,6 +66,9 @@ def url_credentials(url: str) -> list[str]:
         name, eq, value = part.partition("=")
         if eq and value and _is_secret_param(name):
             found.append(f"?{name}=")
+    if url.partition("#")[2]:
+        # Never sent to a server, so it can only be something pasted there: often a token.
+        found.append("a #fragment")
     return found
 
 
@@ -77,6 +81,37 @@ def refuse_url_credentials(url: str, where: str = "--base-url") -> None:
             "the run and the cache; remove them, put the key in an environment variable and name it with "
             "--api-key-env (it is sent as `Authorization: Bearer`)"
         )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BASE62_RUN = re.compile(r"[A-Za-z0-9]{20,}")
+
+
+def check_api_key_env(name: str) -> str:
+    """`name` if it can be the name of the variable holding the key; else ValueError, whose message
+    never shows `name` (when it is not a variable name, it is most likely the key itself)."""
+    looks_like_key = name.startswith(("sk-", "hf_", "sk_")) or bool(_BASE62_RUN.fullmatch(name))
+    if looks_like_key or not _ENV_NAME.fullmatch(name):
+        why = "looks like an API key" if looks_like_key else "is not an environment variable name"
+        raise ValueError(f"--api-key-env {why} (not shown, not recorded): give the NAME of the variable that "
+                         "holds the key, e.g. --api-key-env OPENAI_API_KEY after `export OPENAI_API_KEY=...`")
+    return name
+
+
+def secret_fields(value: object, path: str = "") -> list[str]:
+    """The dotted names of fields in `value` (nested dicts and lists) named like a credential."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            if _is_secret_param(str(key)) or str(key).lower() in ("authorization", "headers"):
+                found.append(name)
+            else:
+                found += secret_fields(inner, name)
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            found += secret_fields(inner, f"{path}[{index}]")
+    return found
 
 
 def normalise_api_key(value: str | None, env_name: str) -> str | None:
@@ -141,6 +176,11 @@ class ModelSpec(BaseModel):
                 raise ValueError(str(error)) from None
         return url
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, name: str) -> str:
+        return check_api_key_env(name)
+
     def __hash__(self) -> int:
         # Frozen specs were hashable before `extra_body` (a dict) existed: keep them so.
         return hash(json.dumps(self.model_dump(), sort_keys=True, default=str))
@@ -154,6 +194,12 @@ class ModelSpec(BaseModel):
         if owned:
             raise ValueError(f"extra_body cannot set {', '.join(owned)} (autoevol sends them; see "
                              "max_tokens_field and fixed_temperature)")
+        secrets = secret_fields(extra)
+        if secrets:
+            # extra_body is recorded in manifests and reports: a credential there would reach disk.
+            raise ValueError(f"extra_body field {', '.join(secrets)} is named like a credential, and extra_body "
+                             "is recorded with the run; put the key in an environment variable and name it with "
+                             "--api-key-env (it is sent as `Authorization: Bearer`)")
         return extra
 
     def semantic(self) -> dict[str, Any]:

@@ -137,8 +137,26 @@ def dataset_card(run_dir: Path) -> str:
     return _card_template().render(**values)
 
 
+#: Characters that mean something to Markdown (or start HTML) inside a line (values never start one).
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()!|<>&~])")
+
+
+def markdown_text(value: object) -> str:
+    """`value` as literal text in running Markdown: one line, every Markdown or HTML character escaped,
+    so a method name like `m<b onmouseover=alert(1)>` shows as itself on the Hub (review B22)."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def code_text(value: object) -> str:
+    """`value` inside a `code span`: one line and no backtick (the only way out of a span; HTML inside
+    one is shown, not rendered)."""
+    return " ".join(str(value).replace("`", "'").split())
+
+
 def _card_template() -> Template:
-    # Markdown, not HTML: nothing to escape, and the card must keep its exact bytes (and final newline).
+    # Markdown, not HTML: no autoescape (the card must keep its exact bytes and final newline); every
+    # value from the run goes through `md` or `code` in the template instead.
     env = Environment(loader=PackageLoader("autoevol.report", "templates"), autoescape=False,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters |= {"md": markdown_text, "code": code_text}
     return env.get_template("dataset_card.md.j2")

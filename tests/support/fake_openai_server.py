@@ -47,12 +47,28 @@ _MODELS_PATHS = {"/v1/models", "/models"}
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """One scripted misbehaviour. `kind`: status | malformed | no_choices | hang | drop."""
+    """One scripted misbehaviour. `kind`: status | malformed | no_choices | hang | drop | raw."""
 
     kind: str
     status: int = 500
     message: str = "injected fault"
     headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+    @classmethod
+    def raw(cls, body: bytes, status: int = 200) -> Fault:
+        """Exactly these bytes as the body (odd shapes, invalid UTF-8, huge replies)."""
+        return cls("raw", status, body=body)
+
+    @classmethod
+    def choice(cls, message: dict[str, Any], finish_reason: object = "stop", **extra: Any) -> Fault:
+        """HTTP 200 with a well-formed completion whose only choice is `message` (e.g. a refusal,
+        null content, content as a list of parts) and `finish_reason` (any provider's word)."""
+        body = {"id": "chatcmpl-odd", "object": "chat.completion", "created": 0, "model": "fake-model",
+                "choices": [{"index": 0, "message": {"role": "assistant", **message},
+                             "finish_reason": finish_reason}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}} | extra
+        return cls.raw(json.dumps(body).encode())
 
     @classmethod
     def rate_limit(cls, retry_after: float | str | None = 1) -> Fault:
@@ -469,6 +485,8 @@ class FakeOpenAIServer:
             handler.close_connection = True
         elif fault.kind == "drop":
             handler.close_connection = True
+        elif fault.kind == "raw":
+            handler.send_raw(fault.status, fault.body, fault.headers)
         elif fault.kind == "malformed":
             handler.send_raw(200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess')
         elif fault.kind == "no_choices":
