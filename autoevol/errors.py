@@ -134,11 +134,10 @@ class AuthError(BackendError):
     """401/403: retrying cannot help."""
 
 
-class StalledServerError(TooManyErrors, AuthError):
+class StalledServerError(TooManyErrors):
     """The server asked to wait longer than the run is willing to (a Retry-After above the cap), or
     accepts connections and answers nothing. Resumable like `TooManyErrors` (exit 7; the run is marked
-    stopped), and systemic like `AuthError`: a row that meets it stops the run instead of failing alone
-    (the row code treats `AuthError` as systemic; it is not about the key)."""
+    stopped), and systemic: a row that meets it stops the run instead of failing alone."""
 
 
 class ModelNotFoundError(BackendError):

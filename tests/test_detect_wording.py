@@ -43,3 +43,8 @@ def test_every_failure_reads_as_a_sentence_and_a_pass_as_usable() -> None:
         "(rule contains_not_possible)")
     assert in_plain_words(Verdict(True, "truncated", "judge_repetition_loop"), "x\n" * 10).startswith(
         "the rewrite stopped at the token cap while repeating 'x'")
+
+
+def test_a_filtered_reply_reads_as_one() -> None:
+    words = in_plain_words(Verdict(True, "filtered", "finish_reason_content_filter"), "partial", of="answer")
+    assert words.startswith("the model's provider filtered or refused the reply")

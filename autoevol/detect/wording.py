@@ -89,6 +89,7 @@ _CATEGORY_WORDS = {
     "hard_to_answer": "the answer apologised instead of answering ('sorry' in a short reply)",
     "empty_answer": "the answer was empty",
     "no_information_gain": "a judge found the evolved instruction equal to the original",
+    "filtered": "the model's provider filtered or refused the reply (its finish reason was not a normal stop)",
 }
 
 

@@ -11,14 +11,21 @@ from typing import Any
 
 from autoevol.config import EvolveSettings
 from autoevol.data.records import OutputRow, Turn, first_user_text
-from autoevol.errors import REQUEST_ERRORS, AuthError, BackendError, BudgetExhausted, ModelNotFoundError
+from autoevol.errors import (
+    REQUEST_ERRORS,
+    AuthError,
+    BackendError,
+    BudgetExhausted,
+    ModelNotFoundError,
+    StalledServerError,
+)
 from autoevol.evolution.attempt import AnswerPolicy, RewritePolicy, answer_handling, evolve_conversation
 from autoevol.evolution.units import MODEL_ERROR, REQUEST_ERROR
 from autoevol.llm.client import LLM
 from autoevol.methods.method import EvolvingMethod
 
 #: Errors that no other item can escape either: stop the run instead of failing every row.
-SYSTEMIC = (AuthError, ModelNotFoundError, BudgetExhausted)
+SYSTEMIC = (AuthError, ModelNotFoundError, BudgetExhausted, StalledServerError)
 
 
 @dataclass(frozen=True, slots=True)
