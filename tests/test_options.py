@@ -300,3 +300,18 @@ def test_roles_probe_the_base_url_without_a_model_and_fall_back_to_local(
     monkeypatch.setenv("OPENAI_BASE_URL", fake_server.url)  # the environment's URL is asked too
     assert entry.roles(ModelOptions()).evol.model == "fake-model"
     assert entry.roles(ModelOptions(model="openai:given", base_url=fake_server.url)).evol.model == "given"
+
+
+def test_evaluator_feedback_is_an_option_of_the_optimising_commands_and_the_notebook(
+    seeds: Path, calls: dict[str, dict[str, Any]]
+) -> None:
+    invoke("optimize", seeds)
+    assert calls.pop("optimize_async")["settings"].shows_feedback is True
+    invoke("optimize", seeds, "--no-evaluator-feedback")
+    assert calls.pop("optimize_async")["settings"].shows_feedback is False
+    invoke("run", seeds, "--preset", "paper", "--evaluator-feedback")
+    chosen = calls.pop("run_async")["settings"]
+    assert (chosen.evaluator_feedback, chosen.shows_feedback) == (True, True)
+    with pytest.raises(Captured):
+        autoevol.optimize(seeds, seeds.parent / "nb", model="openai:fake", evaluator_feedback=False)
+    assert calls["optimize_async"]["settings"].shows_feedback is False

@@ -54,7 +54,8 @@ OPTIONS: dict[str, tuple[Any, Any]] = {
     "evol_max_tokens": (o.EvolMaxTokensOpt, None), "respond_temperature": (o.RespondTemperatureOpt, None),
     "respond_max_tokens": (o.RespondMaxTokensOpt, None), "parse_retries": (o.ParseRetriesOpt, None),
     "cut_answers": (o.CutAnswersOpt, None), "judge_max_tokens": (o.JudgeMaxTokensOpt, None),
-    "score_parse_retries": (o.ScoreParseRetriesOpt, None), "seed": (o.SeedOpt, None),
+    "score_parse_retries": (o.ScoreParseRetriesOpt, None), "evaluator_feedback": (o.EvaluatorFeedbackOpt, None),
+    "seed": (o.SeedOpt, None),
     "schema": (o.SchemaOpt, "auto"), "field": (o.FieldOpt, None), "id_field": (o.IdFieldOpt, None),
     "on_bad_row": (o.BadRowOpt, "fail"), "encoding": (o.EncodingOpt, None), "split": (o.SplitOpt, None),
     "limit": (o.LimitOpt, None),
@@ -69,7 +70,7 @@ OPTIONS: dict[str, tuple[Any, Any]] = {
 _CONNECTION = ("base_url", "api_key_env", "concurrency", "request_timeout", "preset")
 _OPTIMIZE = ("steps", "candidates", "dev_size", "batch_size", "pool_size", "patience", "screen_size",
              "initial_method", "trajectory_rounds", "optimizer_temperature", "optimizer_top_p", "optimizer_max_tokens",
-             "score_parse_retries")
+             "score_parse_retries", "evaluator_feedback")
 # What only the final pass uses: its rounds, its mix and its judge.
 _EVOLVE_SHAPE = ("rounds", "mix", "judge_max_tokens")
 # What the optimisation uses of the evolve settings too: its trajectories are rewritten and answered.

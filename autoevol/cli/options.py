@@ -119,6 +119,8 @@ JudgeMaxTokensOpt = Annotated[int | None, typer.Option(
     "--judge-max-tokens", min=8, help=describe(EvolveSettings, "judge_max_tokens"))]
 ScoreParseRetriesOpt = Annotated[int | None, typer.Option(
     "--score-parse-retries", min=0, max=5, help=describe(OptimizeSettings, "score_parse_retries"))]
+EvaluatorFeedbackOpt = Annotated[bool | None, typer.Option(
+    "--evaluator-feedback/--no-evaluator-feedback", help=describe(OptimizeSettings, "evaluator_feedback"))]
 OptimizerTemperatureOpt = Annotated[float | None, typer.Option(
     "--optimizer-temperature", min=0, max=2, help=describe(OptimizeSettings, "optimizer_temperature"))]
 OptimizerTopPOpt = Annotated[float | None, typer.Option(
