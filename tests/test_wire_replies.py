@@ -3,7 +3,8 @@
 Every provider's finish reason is read in one vocabulary; filtered and refused answers are rejected
 rows of category "filtered" (for rewrites, answers and judge replies alike); null content at the
 token cap is a truncated completion, not a transport fault retried seven times; content given as a
-list of parts is joined; a deterministic malformed body fails its row once instead of on every rerun.
+list of parts is joined; a deterministic malformed body (the same fault twice) fails its row once instead
+of on every rerun, while bodies cut at different points are retried like any transient fault.
 """
 
 from __future__ import annotations
@@ -89,6 +90,22 @@ async def test_a_deterministic_malformed_body_is_asked_once_more_then_fails(serv
     with pytest.raises(MalformedReplyError, match="malformed response body") as info:
         await _complete(server)
     assert server.requests == 2 and "\n" not in str(info.value)
+
+
+async def test_bodies_cut_at_different_points_are_transient_and_get_the_ordinary_retries(
+    server: FakeOpenAIServer,
+) -> None:
+    # Three cut bodies in a row, each shorter or longer than the last: a flaky link, not the model's output.
+    server.inject(Fault.malformed(), times=3)
+    completion = await _complete(server)
+    assert completion.text and server.requests == 4
+
+
+async def test_a_body_cut_at_the_same_point_twice_is_the_servers_answer_and_fails(server: FakeOpenAIServer) -> None:
+    server.inject(Fault.raw(b'{"choices": [{"message": {"content": "cut'), times=None)
+    with pytest.raises(MalformedReplyError, match="malformed response body"):
+        await _complete(server)
+    assert server.requests == 2
 
 
 def _evolve(tmp_path: Path, home: Path, url: str, out: str) -> tuple[int, list[dict[str, object]], str]:

@@ -18,8 +18,10 @@ a `Retry-After` above `RetryPolicy.max_retry_after_s`, and, with `stall_after_ti
 deadlines expiring before the server ever answered (it accepts connections and says nothing). Requests
 go out `concurrency` at a time, so the second case costs about ceil(K / concurrency) deadlines, at most
 K; every request still waiting for a slot then fails at once. A body that is no usable completion
-(`MalformedReplyError`) is asked again `malformed_retries` times only: from a T = 0 model it is
-deterministic, and the row fails like a rejected request.
+(`MalformedReplyError`) that repeats (the same reason, e.g. invalid UTF-8 at the same place) is asked
+again `malformed_retries` times only: from a T = 0 model it is deterministic, and the row fails like a
+rejected request. Different malformed bodies (a connection cut at another byte each time) are
+transient and get the ordinary retries: failing the row on them would make its outcome depend on luck.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class RetryPolicy:
     max_delay_s: float = 30.0
     #: The longest Retry-After we honour; beyond it the server is effectively down and the run stops.
     max_retry_after_s: float = 300.0
-    #: Extra attempts for a body that is no usable completion (a hiccup once; a model's output if twice).
+    #: Extra attempts for a body that is no usable completion for the same reason again (a model's output).
     malformed_retries: int = 1
     #: Stop everything after this many deadline expiries with no answer yet (None: never; the pool sets it).
     stall_after_timeouts: int | None = None
@@ -186,6 +188,7 @@ class Endpoint:
         """The completion, with retries. `on_send` runs once the request holds a concurrency slot, right
         before each attempt goes out; whatever it raises is raised here (the slot is given back)."""
         attempt = 0
+        malformed: dict[str, int] = {}  # reason -> times seen for this request
         self.requests += 1
         while True:
             try:
@@ -195,8 +198,7 @@ class Endpoint:
                     raise await self._explain_not_found(error) from None
                 if not is_retryable(error):
                     raise
-                if attempt >= self.retry.max_retries or (
-                        isinstance(error, MalformedReplyError) and attempt >= self.retry.malformed_retries):
+                if attempt >= self.retry.max_retries or _repeats(error, malformed) > self.retry.malformed_retries:
                     # Retried and still failing: say how often and where (with retries off, the error is plain).
                     raise (_gave_up(error, attempt + 1, self.where) if attempt else error) from None
                 self._check_stall(error)  # before waiting: a wait that long, or for nobody, stops the run
@@ -286,6 +288,15 @@ class Endpoint:
 
     async def aclose(self) -> None:
         await self.backend.aclose()
+
+
+def _repeats(error: BackendError, seen: dict[str, int]) -> int:
+    """How many times this request has now met this malformed reply (0 for any other error)."""
+    if not isinstance(error, MalformedReplyError):
+        return 0
+    reason = str(error)
+    seen[reason] = seen.get(reason, 0) + 1
+    return seen[reason]
 
 
 def _gave_up(error: BackendError, attempts: int, where: str, why: str = "") -> BackendError:

@@ -246,7 +246,8 @@ def _to_completion(raw: bytes, request: CompletionRequest, latency_s: float, *, 
         body = json.loads(raw)
     except (ValueError, RecursionError) as error:  # ValueError includes UnicodeDecodeError
         reason = _redact(str(error), secret)[:200] if isinstance(error, ValueError) else "nested too deeply"
-        raise MalformedReplyError(f"malformed response body: {reason}") from None
+        # The size tells a body cut at another byte each time (transient) from the same bad body again.
+        raise MalformedReplyError(f"malformed response body ({len(raw)} bytes): {reason}") from None
     choices = body.get("choices") if isinstance(body, dict) else None
     if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
         raise MalformedReplyError("malformed response: no choices")

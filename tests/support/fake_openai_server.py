@@ -45,6 +45,9 @@ _CHAT_PATHS = {"/v1/chat/completions", "/chat/completions"}
 _MODELS_PATHS = {"/v1/models", "/models"}
 
 
+_CUT_BODY = b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Th'
+
+
 @dataclass(frozen=True, slots=True)
 class Fault:
     """One scripted misbehaviour. `kind`: status | malformed | no_choices | hang | drop | raw."""
@@ -104,7 +107,7 @@ class Fault:
 
     @classmethod
     def malformed(cls) -> Fault:
-        """HTTP 200 with a truncated JSON body."""
+        """HTTP 200 with a JSON body cut short, at a point that differs from one request to the next."""
         return cls("malformed", 200)
 
     @classmethod
@@ -488,7 +491,8 @@ class FakeOpenAIServer:
         elif fault.kind == "raw":
             handler.send_raw(fault.status, fault.body, fault.headers)
         elif fault.kind == "malformed":
-            handler.send_raw(200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess')
+            # A connection cut mid-body stops at another byte each time: a transient fault, not a model's output.
+            handler.send_raw(200, _CUT_BODY[: 40 + self.requests % 40])
         elif fault.kind == "no_choices":
             handler.send_json(
                 200,
