@@ -13,7 +13,8 @@ server and its own AUTOEVOL_HOME (response cache).
   row whose retries all met faults fails, and the same command retries it).
 * The killed run is started again and again, and killed with SIGKILL once the server has answered the
   next scheduled number of requests (half of the kill points fall in the reference's optimisation
-  calls, half in its evolve calls); then it is completed like the reference.
+  calls; half count answers from the start of the killed run's evolve phase); then it is completed
+  like the reference.
 * Re-paid calls = well-formed answers the killed run got beyond the reference's. A call is re-paid when
   its answer was lost with the process, so it must have been in flight at a kill: open at the server
   when the process died, or answered in the half second before (its client may not have cached it yet).
@@ -195,28 +196,32 @@ def phase_of(out: Path) -> str:
 
 
 def schedule(s: Settings, optimize_answers: int, total: int) -> list[tuple[int, str]]:
-    """Kill points (server answers, phase), seeded: half among the optimisation's calls, half among the
-    first half of evolve's. The counts are the reference run's; the killed run re-pays a few calls at each kill,
-    so an evolve kill point also waits for the evolve phase to have started."""
+    """Kill points, seeded: half at a number of server answers among the optimisation's calls, half at a
+    number of answers after the killed run's evolve phase has started, within the first quarter of the
+    reference's evolve calls. Evolve points count from the phase's start because the reference's count
+    includes answers to requests that timed out and were sent again, which a loaded machine makes more
+    of: an absolute point could lie past what a killed run still asks for, and it would end unkilled."""
     rng = random.Random(s.seed)
     first = s.kills // 2 + s.kills % 2
     in_optimize = [rng.randint(1, max(1, optimize_answers - 1)) for _ in range(first)]
-    # Evolve kills fall in the first half of the evolve calls: the reference's count includes answers to
-    # requests that timed out and were sent again, which a loaded machine makes more of, so a point near
-    # its end may lie past what a killed run still has to ask for, and that run would finish unkilled.
-    evolve_end = optimize_answers + max(1, (total - optimize_answers) // 2)
-    in_evolve = [rng.randint(optimize_answers + 1, evolve_end) for _ in range(s.kills - first)]
+    in_evolve = [rng.randint(1, max(1, (total - optimize_answers) // 4)) for _ in range(s.kills - first)]
     return [(n, "optimize") for n in sorted(in_optimize)] + [(n, "evolve") for n in sorted(in_evolve)]
 
 
 def kill_at(args: list[str], out: Path, home: Path, server: Server, target: int,
             phase: str = "optimize") -> Kill | None:
-    """Start the command, SIGKILL it once the server has answered `target` requests (and, for an
-    evolve kill, once the evolve phase has started); None if it ended first."""
+    """Start the command, SIGKILL it once the server has answered `target` requests (for an evolve kill,
+    `target` answers after the evolve phase started); None if it ended first."""
     log = (out.parent / "killed.log").open("a")
     proc = subprocess.Popen([*CLI, *args], cwd=out.parent, env=cli_env(home), stdout=log, stderr=log)
     try:
-        while server.stats()["answered"] < target or (phase == "evolve" and phase_of(out) != "evolve"):
+        if phase == "evolve":
+            while phase_of(out) != "evolve":
+                if proc.poll() is not None:
+                    return None
+                time.sleep(0.005)
+            target += server.stats()["answered"]
+        while server.stats()["answered"] < target:
             if proc.poll() is not None:
                 return None
             time.sleep(0.005)
@@ -254,7 +259,9 @@ def run_suite(work: Path, s: Settings) -> Report:
         args = run_args(data, server.url, out, s)
         for target, phase in schedule(s, report.reference_optimize_answers, report.reference_answers):
             # A new process first replays its cache: every kill waits for at least one new answer.
-            kill = kill_at(args, out, home, server, max(target, server.stats()["answered"] + 1), phase)
+            if phase == "optimize":
+                target = max(target, server.stats()["answered"] + 1)
+            kill = kill_at(args, out, home, server, target, phase)
             if kill is None:
                 break
             report.kills.append(kill)
